@@ -1,0 +1,1 @@
+"""Teachers: the conventional recommender, recorded GPT-4 answers, LLMs."""
