@@ -137,6 +137,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"refusing to load {module}.{name}: the dataset pickle may only "
                 "hold a pandas DataFrame of lists and strings"
             )
+        if module.startswith("numpy.core."):  # numpy 1.x pickles, read by 2.x
+            module = "numpy._core." + module.removeprefix("numpy.core.")
         return super().find_class(module, name)
 
 
@@ -233,8 +235,7 @@ def check_sessions(split: Split, n_items: int, source: str) -> None:
             raise DataError(f"{source}: session {sid} is empty")
         if min(items) < 0 or max(items) >= n_items or not 0 <= label < n_items:
             raise DataError(
-                f"{source}: session {sid} refers to an item id outside "
-                f"0..{n_items - 1}"
+                f"{source}: session {sid} refers to an item id outside 0..{n_items - 1}"
             )
 
 

@@ -21,8 +21,18 @@ def build_model(backbone: str, n_items: int, dim: int) -> SessionRecommender:
     """A fresh backbone ``fpmc``, ``stamp`` or ``attmix`` with latent size ``dim``."""
     key = backbone.lower()
     if key not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {list(BACKBONES)}")
+        raise ValueError(
+            f"unknown backbone {backbone!r}; choose one of {list(BACKBONES)}"
+        )
     return BACKBONES[key](n_items, dim)
 
 
-__all__ = ["AttMix", "BACKBONES", "DISPLAY_NAMES", "FPMC", "STAMP", "SessionRecommender", "build_model"]
+__all__ = [
+    "AttMix",
+    "BACKBONES",
+    "DISPLAY_NAMES",
+    "FPMC",
+    "STAMP",
+    "SessionRecommender",
+    "build_model",
+]

@@ -60,10 +60,14 @@ class AttMix(SessionRecommender):
         logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
         attn = torch.softmax(logits, -1)
 
-        # L_p pooling of the queries' attention maps, then renormalise
-        pooled = attn.clamp_min(1e-12).pow(self.p).mean(2).pow(1.0 / self.p)
+        # L_p pooling of the queries' attention maps, then renormalise;
+        # scaled by the largest weight so a^p cannot underflow in float32
+        top = attn.amax(2, keepdim=True).clamp_min(1e-30)  # (B, H, 1, L)
+        # (the clamp keeps the p-th root's gradient finite at padded zeros)
+        mean_p = (attn / top).pow(self.p).mean(2).clamp_min(1e-20)
+        pooled = top[:, :, 0] * mean_p.pow(1.0 / self.p)
         pooled = pooled * mask[:, None, :]  # (B, H, L)
-        pooled = pooled / pooled.sum(-1, keepdim=True)
+        pooled = pooled / pooled.sum(-1, keepdim=True).clamp_min(1e-30)
         readout = pooled @ x  # (B, H, d)
 
         mixed = torch.cat([readout.reshape(b, -1), last_item(x)], -1)
