@@ -186,7 +186,7 @@ def train_adapter(
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
 
     seconds = time.perf_counter() - started

@@ -1,0 +1,5 @@
+import sys
+
+from alkd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""The ``alkd`` command line (also ``python -m alkd``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from alkd.data import DATASETS, load_dataset, resolve_root
+
+log = logging.getLogger("alkd")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", default=None, help="data root (default: $ALKD_DATA or ./data)"
+    )
+    p.add_argument("--work", default="runs", help="folder for checkpoints and caches")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n]")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def cmd_fetch(args) -> int:
+    from alkd.fetch import RELEASE_URL, fetch_data
+
+    paths = fetch_data(resolve_root(args.data), args.url or RELEASE_URL)
+    log.info(
+        "release files ready count=%d root=%s", len(paths), resolve_root(args.data)
+    )
+    return 0
+
+
+def cmd_stats(args) -> int:
+    rows = []
+    for name in args.datasets:
+        ds = load_dataset(name, args.data)
+        rows.append(
+            (
+                name,
+                ds.n_sessions,
+                ds.n_items,
+                ds.n_interactions,
+                len(ds.train),
+                len(ds.valid),
+                len(ds.test),
+            )
+        )
+    header = ("dataset", "sessions", "items", "interactions", "train", "valid", "test")
+    widths = [max(len(h), 9) for h in header]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        cells = [row[0]] + [f"{v:,}" for v in row[1:]]
+        print("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from alkd.train import TrainConfig, evaluate, train_or_load
+
+    ds = load_dataset(args.dataset, args.data)
+    config = TrainConfig(max_iters=args.max_iters, negatives=args.negatives)
+    model, fit = train_or_load(
+        ds,
+        args.backbone,
+        args.dim,
+        args.seed,
+        args.work,
+        config,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    result = {
+        "dataset": args.dataset,
+        "backbone": args.backbone,
+        "dim": args.dim,
+        "seed": args.seed,
+        "best_iter": fit.best_iter,
+        "valid": fit.valid,
+        "test": evaluate(model, ds.test),
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alkd", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch-data", help="download and verify the release files")
+    p.add_argument("--data", default=None, help="where to put them")
+    p.add_argument("--url", default=None, help="base URL (default: authors' GitHub)")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("stats", help="print dataset statistics")
+    p.add_argument("--data", default=None)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("train", help="train one recommender and print test metrics")
+    _common(p)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--backbone", required=True, choices=["fpmc", "stamp", "attmix"])
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iters", type=int, default=10_000)
+    p.add_argument("--negatives", default="uniform", choices=["uniform", "in-batch"])
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        log.error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Experiment cells: one configuration -> one metrics JSON, computed once.
+
+Every number in ``results/`` comes from a cell stored as
+``<results>/cells/<key>.json`` with its full configuration, metrics,
+timings, package versions and the project's git commit. The key is a digest
+of the configuration, so a killed run resumes by computing only the missing
+cells, and profiles that share a configuration share its cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata, resources
+from pathlib import Path
+
+import pandas as pd
+
+from alkd.data import SessionDataset, load_dataset
+from alkd.heuristics import POP, SKNN, evaluate_scorer
+from alkd.io import atomic_write_json
+from alkd.train import TrainConfig, evaluate, train_or_load
+
+log = logging.getLogger(__name__)
+
+PAPER_DATASET_NAMES = {"ML": "Hetrec2011-ML", "Games": "Amazon-Games"}
+TEACHER_DIM, STUDENT_DIM = 100, 10  # METHOD.md section 3
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of the paper a run covers: seeds, datasets, training budget."""
+
+    name: str
+    seeds: tuple[int, ...]
+    datasets: tuple[str, ...] = ("ML", "Games")
+    backbones: tuple[str, ...] = ("fpmc", "stamp", "attmix")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PROFILES = {
+    # minutes on 2 CPU cores: a tiny training budget, for CI
+    "smoke": Profile(
+        "smoke", seeds=(0,), train=TrainConfig(max_iters=40, eval_every=20, patience=1)
+    ),
+    # one seed at the paper's settings
+    "quick": Profile("quick", seeds=(0,)),
+    # the paper: five seeds
+    "paper": Profile("paper", seeds=(0, 1, 2, 3, 4)),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One experiment configuration; ``kind`` names the function that runs it."""
+
+    kind: str
+    dataset: str
+    config: dict
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(
+            {"kind": self.kind, "dataset": self.dataset, **self.config}, sort_keys=True
+        )
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{self.kind}-{self.dataset}-{digest}"
+
+
+@dataclass
+class Context:
+    """Where data, trained models and cells live, and how to compute."""
+
+    data_root: Path | None = None
+    results_dir: Path = Path("results")
+    work_dir: Path = Path("runs")
+    device: str = "auto"
+    progress: bool = True
+    _datasets: dict = field(default_factory=dict)
+
+    def dataset(self, name: str) -> SessionDataset:
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name, self.data_root)
+        return self._datasets[name]
+
+    def cell_path(self, cell: Cell) -> Path:
+        return Path(self.results_dir) / "cells" / f"{cell.key}.json"
+
+
+RUNNERS: dict[str, Callable[[Cell, Context], dict]] = {}
+
+
+def runner(kind: str):
+    """Register the function that computes cells of ``kind``."""
+
+    def register(fn):
+        RUNNERS[kind] = fn
+        return fn
+
+    return register
+
+
+def run_cell(cell: Cell, ctx: Context) -> dict:
+    """The stored result of ``cell``, computing and storing it if missing."""
+    path = ctx.cell_path(cell)
+    if path.is_file():
+        return json.loads(path.read_text())
+    if cell.kind not in RUNNERS:
+        raise ValueError(f"no runner for cell kind {cell.kind!r}")
+
+    start = time.perf_counter()
+    outcome = RUNNERS[cell.kind](cell, ctx)
+    record = {
+        "key": cell.key,
+        "kind": cell.kind,
+        "dataset": cell.dataset,
+        "config": cell.config,
+        **outcome,
+        "seconds": time.perf_counter() - start,
+        "provenance": provenance(),
+    }
+    atomic_write_json(path, record)
+    log.info("cell done key=%s seconds=%.1f", cell.key, record["seconds"])
+    return record
+
+
+def run_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
+    cells = list(cells)
+    todo = sum(not ctx.cell_path(c).is_file() for c in cells)
+    log.info("cells total=%d missing=%d", len(cells), todo)
+    return [run_cell(c, ctx) for c in cells]
+
+
+def provenance() -> dict:
+    """Package versions, platform and git commit of the code that ran."""
+    versions = {}
+    for pkg in ("alkd", "torch", "numpy", "pandas", "scipy", "transformers", "peft"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+# --- recommenders and sanity rows (Table 1's Student / Teacher / POP / SKNN) ---
+
+
+def recommender_cell(
+    dataset: str, backbone: str, dim: int, seed: int, train: TrainConfig
+) -> Cell:
+    config = {"backbone": backbone, "dim": dim, "seed": seed, "train": asdict(train)}
+    return Cell("recommender", dataset, config)
+
+
+@runner("recommender")
+def _run_recommender(cell: Cell, ctx: Context) -> dict:
+    ds = ctx.dataset(cell.dataset)
+    cfg = cell.config
+    model, fit = train_or_load(
+        ds,
+        cfg["backbone"],
+        cfg["dim"],
+        cfg["seed"],
+        ctx.work_dir,
+        TrainConfig(**cfg["train"]),
+        device=ctx.device,
+        progress=ctx.progress,
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        "metrics": evaluate(model, ds.test),
+        "valid": fit.valid,
+        "fit": asdict(fit),
+        "n_parameters": n_params,
+    }
+
+
+def heuristic_cell(dataset: str, method: str) -> Cell:
+    return Cell("heuristic", dataset, {"method": method})
+
+
+@runner("heuristic")
+def _run_heuristic(cell: Cell, ctx: Context) -> dict:
+    ds = ctx.dataset(cell.dataset)
+    scorers = {"POP": POP, "SKNN": SKNN}
+    method = cell.config["method"]
+    if method not in scorers:
+        raise ValueError(f"unknown heuristic {method!r}; choose one of {list(scorers)}")
+    scorer = scorers[method](ds.train, ds.n_items)
+    return {
+        "metrics": evaluate_scorer(scorer, ds.test),
+        "valid": evaluate_scorer(scorer, ds.valid),
+    }
+
+
+def backbone_cells(profile: Profile, datasets=None, backbones=None, seeds=None):
+    """The cells of the Student/Teacher rows and the two sanity rows."""
+    cells = []
+    for ds in datasets or profile.datasets:
+        cells += [heuristic_cell(ds, m) for m in ("POP", "SKNN")]
+        for bb in backbones or profile.backbones:
+            for seed in seeds or profile.seeds:
+                for dim in (TEACHER_DIM, STUDENT_DIM):
+                    cells.append(recommender_cell(ds, bb, dim, seed, profile.train))
+    return cells
+
+
+def long_table(records: Iterable[dict], row: Callable[[dict], dict]) -> pd.DataFrame:
+    """One row per (cell, metric): the labels ``row`` gives plus metric, value."""
+    out = []
+    for rec in records:
+        labels = row(rec)
+        out += [{**labels, "metric": m, "value": v} for m, v in rec["metrics"].items()]
+    return pd.DataFrame(out)
+
+
+def table1_backbones(profile: Profile, ctx: Context, **select) -> pd.DataFrame:
+    """Student / Teacher / POP / SKNN test metrics, one row per seed and metric."""
+    records = run_cells(backbone_cells(profile, **select), ctx)
+
+    def labels(rec):
+        cfg = rec["config"]
+        if rec["kind"] == "heuristic":
+            return {
+                "dataset": rec["dataset"],
+                "backbone": "-",
+                "role": cfg["method"],
+                "seed": 0,
+            }
+        role = "Teacher" if cfg["dim"] == TEACHER_DIM else "Student"
+        if cfg["dim"] not in (TEACHER_DIM, STUDENT_DIM):
+            role = f"d={cfg['dim']}"
+        return {
+            "dataset": rec["dataset"],
+            "backbone": cfg["backbone"],
+            "role": role,
+            "seed": cfg["seed"],
+        }
+
+    return long_table(records, labels)
+
+
+def paper_table(name: str) -> pd.DataFrame:
+    """The paper's Table 1 or Table 2 values as shipped with the package.
+
+    Datasets are renamed to this project's short names (ML, Games) and
+    backbones to lower case, to join with our tables.
+    """
+    if name not in ("table1", "table2"):
+        raise ValueError(f"unknown paper table {name!r}")
+    text = resources.files("alkd").joinpath(f"resources/paper_{name}.csv").read_text()
+    from io import StringIO
+
+    frame = pd.read_csv(StringIO(text))
+    short = {v: k for k, v in PAPER_DATASET_NAMES.items()}
+    frame["dataset"] = frame["dataset"].map(short)
+    frame["backbone"] = frame["backbone"].str.lower()
+    return frame
+
+
+def with_profile(profile: Profile, **changes) -> Profile:
+    return replace(profile, **changes)

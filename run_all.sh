@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The main job: regenerate the paper's tables and figures as executed
+# notebooks, CSV files and plots.
+#
+#   bash run_all.sh                   # profile quick (one seed)
+#   bash run_all.sh --profile paper   # five seeds, the paper's grids
+#   bash run_all.sh --profile smoke   # minutes; what CI runs
+#   bash run_all.sh --force           # re-execute notebooks even if current
+#
+# Every number is an experiment cell stored under <results>/cells/, so a
+# killed run resumes where it stopped and a rerun computes nothing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+profile=quick
+force=0
+device=auto
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=$2; shift 2 ;;
+    --profile=*) profile=${1#*=}; shift ;;
+    --device) device=$2; shift 2 ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "run_all.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$profile" in
+  smoke|quick|paper) ;;
+  *) echo "run_all.sh: unknown profile '$profile' (smoke, quick, paper)" >&2; exit 2 ;;
+esac
+
+bash scripts/setup_env.sh
+source scripts/data_root.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+
+# the smoke profile never touches the committed results
+if [ "$profile" = smoke ]; then results=${ALKD_RESULTS:-runs/smoke/results}; else results=${ALKD_RESULTS:-results}; fi
+work=${ALKD_WORK:-runs}
+mkdir -p "$results/notebooks"
+
+.venv/bin/python -m alkd stats
+
+notebooks=(table1_backbones)
+for name in "${notebooks[@]}"; do
+  src=notebooks/$name.ipynb
+  out=$results/notebooks/$name.ipynb
+  if [ "$force" = 0 ] && .venv/bin/python -m alkd.runstate current "$out" "$src" "$profile" "$results"; then
+    echo "run_all: $name is current, skipped"
+    continue
+  fi
+  echo "run_all: executing $name (profile $profile)"
+  tmp=$results/notebooks/.$name.running.ipynb
+  .venv/bin/papermill -k python3 --cwd . "$src" "$tmp" \
+    -p profile "$profile" -p results_dir "$results" -p work_dir "$work" \
+    -p device "$device" -p data_dir "$ALKD_DATA"
+  mv "$tmp" "$out"
+  .venv/bin/python -m alkd.runstate mark "$out" "$src" "$profile" "$results"
+done
+echo "run_all: done (profile $profile, results in $results)"
