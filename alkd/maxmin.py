@@ -340,21 +340,22 @@ def maxmin_exact_proportional(
 ) -> MaxMinPolicy:
     """The game's exact optimum when ``g_si = a g_ef`` and ``g_in = b g_ef``.
 
-    Derivation. With ``q_s = p_s g_ef(s)`` the payoff is ``sum_s q_s f_s``,
-    the factor f being 1, a or -b. Sort q descending and the factors
-    ascending (``C_j`` the sum of the j smallest): the adversary pairs them
-    (rearrangement), so ``z(p) = sum_j q_(j) f_(j) = sum_j d_j C_j`` with
-    ``d_j = q_(j) - q_(j+1) >= 0``. The budget is ``1 = sum_s q_s / g_ef(s) =
-    sum_j d_j H'_j``, ``H'_j`` the sum of ``1/g_ef`` over the sessions holding
-    the j largest q. So z is a mean of ``C_j / H'_j`` with weights
-    ``d_j H'_j``, and one j takes it all: q uniform on j sessions. Where
-    ``C_j > 0`` the best such set has the smallest ``H'_j``, the j largest
-    ``g_ef`` (the hardest sessions, ``H_j = sum_{s<=j} r_s^mu`` for the
-    paper's gains); if every ``C_j < 0`` (``k_ef + a k_si < b k_in``), the
-    largest, the j smallest ``g_ef``. Optimum: ``j* = argmax_j C_j / H_j``
-    (first on ties), ``p_s = (1 / g_ef(s)) / H_j*`` on those j* sessions
-    (``p ∝ r^mu``), value ``C_j* / H_j*``. The adversary's payoff is then the
-    same for every session in the support, so Theorem 1 holds for this p.
+    Derivation. Write ``q_s = p_s g_ef(s)``; the payoff is ``sum_s q_s f_s``
+    with the factor f = 1, a or -b. Sort q descending and the N factors
+    ascending, ``C_j`` the sum of the j smallest. The adversary pairs them
+    (rearrangement inequality), so with ``d_j = q_(j) - q_(j+1) >= 0``
+    (Abel summation) the value of p is ``sum_j d_j C_j``, and the budget is
+    ``1 = sum_s q_s / g_ef(s) = sum_j d_j H'_j``, ``H'_j`` the sum of
+    ``1/g_ef`` over the sessions holding the j largest q. The value is thus
+    a mean of the ``C_j / H'_j`` (weights ``d_j H'_j``), so one j takes all
+    the weight: q uniform on j sessions. If some ``C_j > 0``, the best set
+    minimises ``H'_j``: the j largest ``g_ef`` (the hardest sessions; ``H_j =
+    sum_{s<=j} r_s^mu`` for the paper's gains). If every ``C_j < 0``
+    (``k_ef + a k_si < b k_in``) it maximises it: the j smallest ``g_ef``.
+    Optimum: ``j* = argmax_j C_j / H_j`` (the first on ties), ``p_s =
+    (1/g_ef(s)) / H_j*`` on those j* sessions (proportional to ``r^mu`` for
+    the paper's gains), value ``C_j* / H_j*``. As q is constant on the
+    support, every worst assignment pays that value: Theorem 1 holds for p.
 
     ``k_star`` is j*; ``p`` is in the input order. ``log_gains=True`` reads
     ``g_ef`` as natural logs. Any ``a > 0``, ``b > 0`` (the paper: 1/2, 1/2).

@@ -33,6 +33,8 @@ __all__ = [
     "DRAWINGS",
     "EXACT_MAX_POOL",
     "EXACT_MAX_SPAN",
+    "GAIN_IN_RATIO",
+    "GAIN_SI_RATIO",
     "NEEDS_DIFFICULTY",
     "STRATEGIES",
     "Gains",

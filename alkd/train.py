@@ -188,16 +188,23 @@ def fit(
     *,
     progress: bool = True,
     desc: str = "train",
+    keep_initial: bool = False,
 ) -> FitResult:
     """Minimise ``objective`` with Adam; keep the best model on validation.
 
     Instances are visited in shuffled epochs of ``config.batch_size``. The
-    model ends holding the weights of its best validation point.
+    model ends holding the weights of its best validation point. With
+    ``keep_initial`` the starting weights compete too (iteration 0), so a
+    fine-tuning that never helps on validation returns the model unchanged.
     """
     opt = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     best_score, best_iter, best_state, best_valid = -1.0, 0, None, {}
+    if keep_initial:
+        best_valid = evaluate(model, valid, seq_len=config.seq_len)
+        best_score = best_valid[config.select_metric]
+        best_state = copy.deepcopy(model.state_dict())
     stale, start, it = 0, time.perf_counter(), 0
     order, cursor = rng.permutation(n_instances), 0
     bar = tqdm(total=config.max_iters, desc=desc, disable=not progress, leave=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -89,7 +90,7 @@ def test_untied_embeddings_are_rejected(llm):
 def test_missing_chat_template_and_pad_token(llm):
     tokenizer = copy.deepcopy(llm.tokenizer)
     tokenizer.chat_template = None
-    broken = loading.LoadedLLM(**{**llm.__dict__, "tokenizer": tokenizer})
+    broken = replace(llm, tokenizer=tokenizer)
     with pytest.raises(LLMLoadError, match="/models/no-template.*chat template"):
         loading.check_llm(broken, "/models/no-template")
 

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -310,7 +311,7 @@ def test_neutral_terms_are_memoised_and_persisted(tmp_path, monkeypatch):
     again.neutral_logprob([1, 5])
     assert len(calls) == 1 and [len(c) for c in calls[0][2]] == [len("Batman") + 1]
 
-    other_model = LoadedLLM(**{**llm.__dict__, "fingerprint": "tiny1"})
+    other_model = replace(llm, fingerprint="tiny1")
     assert scoring.TitleScorer(other_model, TITLES, neutral_path=path)._neutral == {}
 
 
@@ -399,7 +400,7 @@ def test_tune_saves_and_reloads_the_same_adapter(tmp_path, monkeypatch):
 def test_changed_options_or_data_retrain(tmp_path):
     llm = tiny_llm()
     first = lora.tune_or_load(llm, _examples(), OPTIONS, tmp_path, progress=False)
-    other = lora.LoraTuning(**{**OPTIONS.__dict__, "lr": 1e-2})
+    other = replace(OPTIONS, lr=1e-2)
     second = lora.tune_or_load(llm, _examples(), other, tmp_path, progress=False)
     third = lora.tune_or_load(llm, _examples(5), other, tmp_path, progress=False)
     fingerprints = {first.adapter_fingerprint, second.adapter_fingerprint}
@@ -416,6 +417,17 @@ def test_training_is_deterministic():
     assert state[0].keys() == state[1].keys() and state[0]
     assert all(torch.equal(state[0][k], state[1][k]) for k in state[0])
     assert runs[0][1]["last_loss"] == runs[1][1]["last_loss"]
+
+
+def test_top_layers_limits_the_adapted_layers():
+    options = replace(OPTIONS, top_layers=1, max_steps=1)
+    model, _ = lora.train_adapter(tiny_llm(), _examples(2), options, progress=False)
+    adapted = {
+        k.split(".layers.")[1].split(".")[0]
+        for k in model.state_dict()
+        if "lora_A" in k
+    }
+    assert adapted == {"1"}  # of layers 0 and 1, only the last
 
 
 def test_tuned_model_learns_to_stop_after_the_title():
@@ -482,7 +494,7 @@ def test_teacher_answers_with_rankings_and_costs():
 
 def test_teacher_fingerprint_follows_its_settings():
     llm = tiny_llm()
-    tuned = LoadedLLM(**{**llm.__dict__, "adapter_fingerprint": "abc"})
+    tuned = replace(llm, adapter_fingerprint="abc")
     prints = {
         _teacher(llm).fingerprint,
         _teacher(llm, score="mean_logprob").fingerprint,

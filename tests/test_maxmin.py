@@ -402,18 +402,23 @@ def test_exact_proportional_rejects_bad_arguments(kw, match):
         maxmin_exact_proportional(np.ones(4), **{**call, **kw})
 
 
+def game_with_support_within_m(rng):
+    """A proportional game with k_ef > 0 whose optimum has j* <= m, value > 0."""
+    for _ in range(1000):
+        n = int(rng.integers(10, 60))
+        k_ef, k_in = int(rng.integers(1, 4)), int(rng.integers(0, n // 3))
+        counts = (k_ef, n - k_ef - k_in, k_in)
+        g, a, b = rng.uniform(0.05, 1.0, n), rng.uniform(0.05, 1), rng.uniform(0.05, 2)
+        exact = maxmin_exact_proportional(g, a=a, b=b, **kwargs(counts))
+        if exact.value > 0 and exact.k_star <= n - k_ef:
+            return g, a, b, counts, exact
+    raise AssertionError("no such game in 1000 draws")
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_closed_form_is_exact_when_optimum_support_within_m(seed):
     # for j in [k_in, m] Gamma(j) equals C_j / H_j, so j* <= m leaves no gap
-    rng = np.random.default_rng(800 + seed)
-    n = int(rng.integers(10, 60))
-    k_ef = int(rng.integers(0, 3))  # few effective: j* tends to stay within m
-    k_in = int(rng.integers(0, (n - k_ef) // 3))
-    counts = (k_ef, n - k_ef - k_in, k_in)
-    g = rng.uniform(0.05, 1.0, n)
-    a, b = rng.uniform(0.05, 1.0), rng.uniform(0.05, 2.0)
-    exact = maxmin_exact_proportional(g, a=a, b=b, **kwargs(counts))
-    assert 0 < exact.value and exact.k_star <= n - k_ef
+    g, a, b, counts, exact = game_with_support_within_m(np.random.default_rng(seed))
     closed = maxmin_policy(g, a * g, b * g, **kwargs(counts))
     assert closed.value == pytest.approx(exact.value, rel=1e-12)
     np.testing.assert_allclose(closed.p, exact.p, rtol=1e-10, atol=1e-15)

@@ -24,12 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alkd.data import SessionBatch, SessionDataset, Split, make_batch
-from alkd.data import session_item_sets
+from alkd.data import SessionBatch, SessionDataset, Split, make_batch, session_item_sets
 from alkd.metrics import exclusion_mask
 from alkd.models import SessionRecommender
-from alkd.train import FitResult, Objective, TrainConfig, bpr_loss, fit, rows
-from alkd.train import sample_negatives
+from alkd.train import (
+    FitResult,
+    Objective,
+    TrainConfig,
+    bpr_loss,
+    fit,
+    rows,
+    sample_negatives,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +134,18 @@ class Instances:
         return torch.as_tensor(neg, device=device)  # (B, n)
 
     def exclusion(
-        self, index: np.ndarray, device: torch.device | str = "cpu"
+        self,
+        index: np.ndarray,
+        device: torch.device | str = "cpu",
+        with_label: bool = True,
     ) -> torch.Tensor:
-        """(B, N) bool: the instance's session items and its label."""
+        """(B, N) bool: the instance's session items (and its label)."""
         mask = exclusion_mask(
             [self.item_sets[i] for i in index], len(index), self.n_items, device
         )
-        label = torch.as_tensor(self.labels[index], device=device)
-        mask[torch.arange(len(index), device=device), label] = True
+        if with_label:
+            label = torch.as_tensor(self.labels[index], device=device)
+            mask[torch.arange(len(index), device=device), label] = True
         return mask
 
     def kd_negatives(
@@ -300,12 +310,19 @@ class LossLog:
     """The last loss components, for ``extras`` and the smoke tests."""
 
     def __init__(self) -> None:
-        self.last: dict[str, float] = {}
+        self._last: dict[str, torch.Tensor | float] = {}
         self.steps = 0
 
     def record(self, **parts: torch.Tensor | float) -> None:
-        self.last = {k: float(v) for k, v in parts.items()}
+        # kept as detached tensors: a float() per step would sync a GPU
+        self._last = {
+            k: v.detach() if torch.is_tensor(v) else v for k, v in parts.items()
+        }
         self.steps += 1
+
+    @property
+    def last(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self._last.items()}
 
 
 def run_fit(

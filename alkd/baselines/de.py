@@ -121,7 +121,9 @@ def make_objective(
             options.item_weight,
         )
         loss = l_rec + options.kd_weight * l_kd / len(index)
-        losses.record(rec=l_rec, kd=l_kd / len(index), total=loss, temperature=temperature)
+        losses.record(
+            rec=l_rec, kd=l_kd / len(index), total=loss, temperature=temperature
+        )
         return loss
 
     return objective

@@ -72,7 +72,9 @@ class DSLOptions(BaselineOptions):
             raise ValueError("DSLOptions: needs 0 <= ratio_end <= ratio_start <= 1")
 
 
-def update_ratio(step: int, total: int, start: float = 0.5, end: float = 0.005) -> float:
+def update_ratio(
+    step: int, total: int, start: float = 0.5, end: float = 0.005
+) -> float:
     """Cosine decay r_t = end + (start - end) (1 + cos(pi t / total)) / 2."""
     frac = min(max(step / total, 0.0), 1.0)
     return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * frac))
@@ -124,10 +126,12 @@ class SparseMasks:
         ]
         sizes = [getattr(m, n).numel() for m, n in self.slots]
         self.budget = budget
-        for (module, name), k in zip(self.slots, allocate_budget(sizes, budget)):
+        shares = allocate_budget(sizes, budget)
+        for (module, name), k in zip(self.slots, shares, strict=True):
             weight = getattr(module, name)
             mask = torch.zeros(weight.numel(), device=weight.device)
-            mask[torch.as_tensor(rng.permutation(weight.numel())[:k])] = 1.0
+            chosen = torch.as_tensor(rng.permutation(weight.numel())[:k])
+            mask[chosen.to(weight.device)] = 1.0
             mask = mask.view_as(weight)
             with torch.no_grad():
                 weight.mul_(mask)
@@ -229,5 +233,7 @@ def train(ctx: Context, options: DSLOptions) -> BaselineResult:
         "nonzero": sum(int((p != 0).sum()) for p in model.parameters()),
         "rounds": masks.rounds,
     }
-    log.info("dsl budget=%d active=%d nonzero=%d", budget, sum(active), extras["nonzero"])
+    log.info(
+        "dsl budget=%d active=%d nonzero=%d", budget, sum(active), extras["nonzero"]
+    )
     return BaselineResult(model.eval(), result, extras)

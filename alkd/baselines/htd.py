@@ -45,7 +45,7 @@ from alkd.baselines.common import (
     teacher_view,
 )
 from alkd.baselines.ftd import kd_items
-from alkd.baselines.topology import hierarchical_topology_loss, stack_entities
+from alkd.baselines.topology import hierarchical_topology_loss
 from alkd.models import SessionRecommender, build_model
 from alkd.train import Objective
 
@@ -80,9 +80,9 @@ def htd_loss(
     temperature: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_TD, L_GA), both summed, for sessions (u) and KD items (i) of a batch."""
-    l_ga = session_ga(u_s, u_t, temperature).sum() + item_ga(
-        i_s, i_t, temperature
-    ).sum()
+    l_ga = (
+        session_ga(u_s, u_t, temperature).sum() + item_ga(i_s, i_t, temperature).sum()
+    )
     k = session_ga.gate.out_features
     groups = torch.cat(
         [session_ga.hard_assignment(u_t), item_ga.hard_assignment(i_t) + k]

@@ -133,8 +133,9 @@ def sample_rank_pairs(
     a = draw((len(n_valid), n_pairs), top)
     b = draw((len(n_valid), n_pairs), top)
     tie = (a == b) & ok[:, None]
-    while tie.any():  # reject ties; P(tie) < 1 since a row has >= 2 ranks
+    while tie.any():  # reject tied pairs whole (redrawing b alone would bias)
         rows = np.nonzero(tie)[0]
+        a[tie] = draw((len(rows), 1), top[rows])[:, 0]
         b[tie] = draw((len(rows), 1), top[rows])[:, 0]
         tie = (a == b) & ok[:, None]
     return np.minimum(a, b), np.maximum(a, b), ok

@@ -49,6 +49,13 @@ class LoraTuning:
     target_modules: tuple[str, ...] = field(
         default=("q_proj", "v_proj"), metadata={"help": "module names to adapt"}
     )
+    top_layers: int | None = field(
+        default=8,
+        metadata={
+            "help": "adapt only the last n decoder layers (None: all); backward "
+            "then stops there, which halves CPU training time on SmolLM2-135M"
+        },
+    )
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     epochs: int = field(default=1, metadata={"help": "passes over the examples"})
     max_steps: int | None = field(
@@ -65,6 +72,8 @@ class LoraTuning:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"LoraTuning.{name}: must be >= 1")
+        if self.top_layers is not None and self.top_layers < 1:
+            raise ValueError("LoraTuning.top_layers: must be >= 1 or None")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("LoraTuning.max_steps: must be >= 1 or None")
         if not 0.0 <= self.dropout < 1.0:
@@ -164,14 +173,16 @@ def train_adapter(
     if not examples:
         raise ValueError("examples: nothing to train on")
     torch.manual_seed(options.seed)
+    base = _base_copy(llm)
     config = LoraConfig(
         r=options.r,
         lora_alpha=options.alpha,
         lora_dropout=options.dropout,
         target_modules=list(options.target_modules),
+        layers_to_transform=_adapted_layers(base, options.top_layers),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(_base_copy(llm), config)
+    model = get_peft_model(base, config)
     encoded = [encode_example(llm.tokenizer, ex) for ex in examples]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=0.0)
@@ -203,6 +214,14 @@ def train_adapter(
         "lora trained steps=%d examples=%d seconds=%.1f", len(order), seen, seconds
     )
     return model, stats
+
+
+def _adapted_layers(model: Any, top_layers: int | None) -> list[int] | None:
+    """Indexes of the last ``top_layers`` decoder layers, or ``None`` for all."""
+    n_layers = model.config.get_text_config().num_hidden_layers
+    if top_layers is None or top_layers >= n_layers:
+        return None
+    return list(range(n_layers - top_layers, n_layers))
 
 
 def _step_batches(n: int, options: LoraTuning) -> list[list[int]]:

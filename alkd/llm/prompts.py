@@ -61,7 +61,7 @@ def _title_list(titles: Sequence[str]) -> str:
 def _hints_block(hints: str | None) -> str:
     if not hints or not hints.strip():
         return ""
-    return f"Hints about what this user is likely to want next:\n{hints.strip()}\n\n"
+    return f"Hints for the recommendation:\n{hints.strip()}\n\n"
 
 
 def summary_messages(cases: Sequence[HintCase], domain: Domain = MOVIES) -> Messages:

@@ -100,16 +100,12 @@ def _batch_logprobs(
 
     device = _device(model)
     n = len(batch)
-    inputs = torch.zeros((n, width), dtype=torch.long, device=device)
-    real = torch.zeros((n, width), dtype=torch.long, device=device)
-    for row, cont in enumerate(batch):
-        inputs[row, : len(cont) - 1] = torch.tensor(cont[:-1])
-        real[row, : len(cont) - 1] = 1
-    mask = torch.cat(
-        [torch.ones((n, state.length), dtype=torch.long, device=device), real], 1
-    )
+    inputs, real = _right_pad([c[:-1] for c in batch], width, device)  # (B, W)
+    prompt_mask = torch.ones((n, state.length), dtype=torch.long, device=device)
+    mask = torch.cat([prompt_mask, real], 1)  # (B, P + W)
     positions = state.length + torch.arange(width, device=device).expand(n, -1)
 
+    # a fresh cache per batch: the forward pass appends to it in place
     cache = DynamicCache(
         ddp_cache_data=[
             (k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in state.kv
@@ -130,6 +126,18 @@ def _batch_logprobs(
         rest = logprobs[row, : len(cont) - 1].gather(1, targets[:, None])[:, 0]
         rows.append(torch.cat([firsts[row : row + 1], rest]))
     return rows
+
+
+def _right_pad(
+    rows: Sequence[Sequence[int]], width: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded on the right to ``width`` (with 0), and the real-token mask."""
+    inputs = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    real = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for row, ids in enumerate(rows):
+        inputs[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        real[row, : len(ids)] = 1
+    return inputs, real
 
 
 @torch.no_grad()
@@ -224,6 +232,20 @@ class TitleScorer:
             self._save_neutral()
         return {i: self._neutral[i] for i in items}
 
+    def session_logprobs(
+        self, messages: Messages, items: Sequence[int]
+    ) -> tuple[list[torch.Tensor], int]:
+        """Per-token log-probabilities of each item's answer after the prompt.
+
+        Returns the (T_i,) tensors in ``items`` order and the number of
+        tokens the model read (prompt plus every continuation).
+        """
+        prompt = chat_prompt_ids(self.llm.tokenizer, messages)
+        conts = [self.answer_ids(i) for i in items]
+        state = encode_prompt(self.llm.model, prompt)
+        lps = cached_logprobs(self.llm.model, state, conts, self.batch_size)
+        return lps, len(prompt) + sum(len(c) for c in conts)
+
     def rank(
         self, messages: Messages, candidates: Sequence[int], k: int = 25
     ) -> RankedCandidates:
@@ -231,17 +253,12 @@ class TitleScorer:
         items = sorted(set(int(c) for c in candidates))
         if not items:
             raise ValueError("candidates: the candidate set is empty")
-        prompt = chat_prompt_ids(self.llm.tokenizer, messages)
-        conts = [self.answer_ids(i) for i in items]
-
-        state = encode_prompt(self.llm.model, prompt)
-        lps = cached_logprobs(self.llm.model, state, conts, self.batch_size)
+        lps, tokens = self.session_logprobs(messages, items)
         neutral = self.neutral_logprob(items) if self.score == "pmi" else {}
         scores = {
             i: combine(lp, neutral.get(i), self.score)
             for i, lp in zip(items, lps, strict=True)
         }
-        tokens = len(prompt) + sum(len(c) for c in conts)
         return RankedCandidates(top_k(scores, k), scores, tokens)
 
     def _load_neutral(self) -> dict[int, float]:

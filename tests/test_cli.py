@@ -1,0 +1,111 @@
+"""Tests of the ``alkd`` command line through ``alkd.cli.main``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import alkd.fetch
+from alkd.cli import main
+
+
+def stats_rows(text: str) -> dict[str, list[int]]:
+    """``{dataset: [sessions, items, interactions, train, valid, test]}``."""
+    lines = text.strip().splitlines()
+    assert lines[0].split() == [
+        "dataset",
+        "sessions",
+        "items",
+        "interactions",
+        "train",
+        "valid",
+        "test",
+    ]
+    rows = {}
+    for line in lines[1:]:
+        name, *values = line.split()
+        rows[name] = [int(v.replace(",", "")) for v in values]
+    return rows
+
+
+def test_stats_prints_the_release_numbers(data_root, capsys):
+    assert main(["stats", "--data", str(data_root)]) == 0
+    rows = stats_rows(capsys.readouterr().out)
+    assert rows["ML"][:3] == [12_323, 8_475, 112_034]
+    assert rows["Games"][:3] == [20_091, 26_138, 132_677]
+    for sessions, _, _, train, valid, test in rows.values():
+        assert train + valid + test == sessions
+        assert train == int(0.6 * sessions)
+
+
+def test_stats_reads_alkd_data_and_one_dataset(alkd_data, capsys):
+    assert main(["stats", "--datasets", "ML"]) == 0
+    assert list(stats_rows(capsys.readouterr().out)) == ["ML"]
+
+
+def test_a_missing_data_folder_is_exit_code_2(tmp_path, caplog):
+    assert main(["stats", "--data", str(tmp_path), "--datasets", "Games"]) == 2
+    assert "dataset folder not found" in caplog.text
+    assert str(tmp_path / "Games") in caplog.text
+
+
+def test_unknown_arguments_exit_with_usage():
+    with pytest.raises(SystemExit) as err:
+        main(["train", "--dataset", "Books", "--backbone", "stamp"])
+    assert err.value.code == 2
+
+
+def test_fetch_data_from_a_file_url(tmp_path, data_root, monkeypatch):
+    site = tmp_path / "datasets"
+    (site / "ML").mkdir(parents=True)
+    shutil.copyfile(data_root / "ML/ML_random.base", site / "ML/ML_random.base")
+    pins = {"ML/ML_random.base": alkd.fetch.pinned_checksums()["ML/ML_random.base"]}
+    monkeypatch.setattr(alkd.fetch, "pinned_checksums", lambda: pins)
+
+    dest = tmp_path / "data"
+    assert main(["fetch-data", "--data", str(dest), "--url", site.as_uri()]) == 0
+    got = (dest / "ML/ML_random.base").read_bytes()
+    assert got == (data_root / "ML/ML_random.base").read_bytes()
+
+
+def test_fetch_data_checksum_mismatch_is_exit_code_2(tmp_path, monkeypatch, caplog):
+    site = tmp_path / "datasets"
+    (site / "ML").mkdir(parents=True)
+    (site / "ML/ML_random.base").write_text("0\n1\n")
+    monkeypatch.setattr(
+        alkd.fetch, "pinned_checksums", lambda: {"ML/ML_random.base": "0" * 64}
+    )
+    dest = tmp_path / "data"
+    assert main(["fetch-data", "--data", str(dest), "--url", site.as_uri()]) == 2
+    assert "does not match pinned" in caplog.text
+    assert not (dest / "ML/ML_random.base").exists()
+
+
+def test_train_smoke_budget_prints_test_metrics(data_root, tmp_path, capsys):
+    argv = [
+        "train",
+        "--dataset",
+        "ML",
+        "--backbone",
+        "stamp",
+        "--dim",
+        "10",
+        "--max-iters",
+        "40",
+        "--data",
+        str(data_root),
+        "--work",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["dataset"], result["backbone"], result["dim"]) == ("ML", "stamp", 10)
+    assert set(result["test"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert 0 < result["test"]["recall@10"] < 1
+    assert result["best_iter"] in (20, 40)
+    assert list((tmp_path / "models" / "ML").glob("stamp-d10-seed0-*.pt"))

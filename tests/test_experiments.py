@@ -1,0 +1,229 @@
+"""Tests of alkd.experiments (cells, keys, resume) and alkd.runstate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import alkd.experiments
+from alkd import runstate
+from alkd.experiments import (
+    RUNNERS,
+    Cell,
+    Context,
+    backbone_cells,
+    get_profile,
+    paper_table,
+    recommender_cell,
+    run_cell,
+    run_cells,
+)
+from alkd.train import TrainConfig
+
+# ---------- cells ----------
+
+
+@pytest.fixture
+def counting_runner(monkeypatch):
+    """Register a runner of kind ``fake`` that counts its calls."""
+    calls = []
+
+    def fake(cell, ctx):
+        calls.append(cell.key)
+        return {"metrics": {"recall@10": 0.5 + cell.config["x"]}}
+
+    monkeypatch.setitem(RUNNERS, "fake", fake)
+    return calls
+
+
+def test_run_cell_writes_config_metrics_and_provenance(tmp_path, counting_runner):
+    ctx = Context(results_dir=tmp_path)
+    cell = Cell("fake", "ML", {"x": 0.25})
+    record = run_cell(cell, ctx)
+
+    path = tmp_path / "cells" / f"{cell.key}.json"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file
+    stored = json.loads(path.read_text())
+    assert stored == record
+    assert stored["config"] == {"x": 0.25}
+    assert stored["metrics"] == {"recall@10": 0.75}
+    assert (stored["kind"], stored["dataset"], stored["key"]) == (
+        "fake",
+        "ML",
+        cell.key,
+    )
+    assert stored["seconds"] >= 0
+    prov = stored["provenance"]
+    assert prov["versions"]["torch"] and prov["versions"]["numpy"]
+    assert prov["python"].count(".") == 2
+    assert "git_commit" in prov
+
+
+def test_second_run_reads_the_stored_cell(tmp_path, counting_runner):
+    ctx = Context(results_dir=tmp_path)
+    cell = Cell("fake", "ML", {"x": 0.0})
+    first = run_cell(cell, ctx)
+    second = run_cell(cell, ctx)
+    assert second == first
+    assert counting_runner == [cell.key]  # computed once
+
+    records = run_cells([cell, Cell("fake", "ML", {"x": 0.1})], ctx)
+    assert [r["config"]["x"] for r in records] == [0.0, 0.1]
+    assert len(counting_runner) == 2  # only the missing cell ran
+
+
+def test_a_failing_runner_stores_nothing(tmp_path, monkeypatch):
+    def broken(cell, ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(RUNNERS, "broken", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_cell(Cell("broken", "ML", {}), Context(results_dir=tmp_path))
+    assert not (tmp_path / "cells").exists() or not any((tmp_path / "cells").iterdir())
+
+
+def test_unknown_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no runner for cell kind 'nope'"):
+        run_cell(Cell("nope", "ML", {}), Context(results_dir=tmp_path))
+
+
+def test_keys_are_stable_and_differ_with_the_config():
+    a = Cell("fake", "ML", {"x": 1, "y": [1, 2]})
+    assert a.key == Cell("fake", "ML", {"y": [1, 2], "x": 1}).key  # key order
+    assert a.key.startswith("fake-ML-")
+    variants = [
+        Cell("fake", "ML", {"x": 2, "y": [1, 2]}),
+        Cell("fake", "ML", {"x": 1, "y": [2, 1]}),
+        Cell("fake", "Games", {"x": 1, "y": [1, 2]}),
+        Cell("other", "ML", {"x": 1, "y": [1, 2]}),
+        Cell("fake", "ML", {"x": 1, "y": [1, 2], "z": None}),
+    ]
+    assert len({a.key, *(v.key for v in variants)}) == 6
+
+
+def test_keys_are_the_same_in_a_fresh_interpreter():
+    """No per-process hashing: a resumed run finds the cells of the last one."""
+    cell = recommender_cell("ML", "stamp", 10, 0, TrainConfig(max_iters=40))
+    code = (
+        "from alkd.experiments import recommender_cell;"
+        "from alkd.train import TrainConfig;"
+        "print(recommender_cell('ML', 'stamp', 10, 0, TrainConfig(max_iters=40)).key)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert out.stdout.strip() == cell.key
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Cell.key hashes {'kind', 'dataset', **config} in one dict, so a "
+    "config entry named 'dataset' or 'kind' merges with the cell's own field: "
+    "Cell('k', 'ML', {'dataset': 'ML'}) gets the key of Cell('k', 'ML', {}). "
+    "Fix: refuse those config names in Cell.__post_init__ (keeps existing keys) "
+    "or nest the config under its own field (changes every key)",
+)
+def test_config_entries_cannot_collide_with_cell_fields():
+    try:
+        shadow = Cell("k", "ML", {"dataset": "ML"})
+    except ValueError:
+        return  # refusing the name is a fix too
+    assert shadow.key != Cell("k", "ML", {}).key
+
+
+def test_recommender_cells_key_the_training_config():
+    a = recommender_cell("ML", "stamp", 10, 0, TrainConfig())
+    b = recommender_cell("ML", "stamp", 10, 0, TrainConfig(max_iters=40))
+    assert a.key != b.key
+    assert a.config["train"]["max_iters"] == 10_000
+
+
+def test_backbone_cells_cover_the_profile():
+    profile = get_profile("paper")
+    cells = backbone_cells(profile)
+    heuristic = [c for c in cells if c.kind == "heuristic"]
+    recommender = [c for c in cells if c.kind == "recommender"]
+    assert len(heuristic) == 2 * 2  # POP, SKNN per dataset
+    assert len(recommender) == 2 * 3 * 5 * 2  # datasets, backbones, seeds, dims
+    assert len({c.key for c in cells}) == len(cells)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        get_profile("huge")
+
+
+def test_heuristic_cell_on_the_real_data(tmp_path, data_root, monkeypatch):
+    ctx = Context(data_root=data_root, results_dir=tmp_path, progress=False)
+    record = run_cell(alkd.experiments.heuristic_cell("ML", "POP"), ctx)
+    m = record["metrics"]
+    assert set(m) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert 0 < m["ndcg@10"] <= m["recall@10"] < 0.2  # POP is the floor
+
+
+def test_paper_tables_use_short_names():
+    t1 = paper_table("table1")
+    assert set(t1["dataset"]) == {"ML", "Games"}
+    assert set(t1["backbone"]) <= {"fpmc", "stamp", "attmix"}
+    with pytest.raises(ValueError, match="unknown paper table"):
+        paper_table("table9")
+
+
+# ---------- runstate ----------
+
+
+@pytest.fixture
+def notebook(tmp_path: Path):
+    src = tmp_path / "nb.ipynb"
+    src.write_text('{"cells": []}')
+    out = tmp_path / "results" / "nb.ipynb"
+    out.parent.mkdir()
+    out.write_text("executed")
+    results = tmp_path / "results"
+    (results / "cells").mkdir()
+    (results / "cells" / "a.json").write_text("{}")
+    return src, out, results
+
+
+def state(action: str, src: Path, out: Path, results: Path, profile="smoke") -> int:
+    return runstate.main([action, str(out), str(src), profile, str(results)])
+
+
+def test_runstate_mark_then_current(notebook):
+    src, out, results = notebook
+    assert state("current", src, out, results) == 1  # never marked
+    assert state("mark", src, out, results) == 0
+    assert (out.parent / ".nb.stamp").is_file()
+    assert state("current", src, out, results) == 0
+    assert state("current", src, out, results, profile="paper") == 1
+
+
+def test_runstate_invalidated_by_cells_source_or_missing_output(notebook):
+    src, out, results = notebook
+    state("mark", src, out, results)
+    (results / "cells" / "b.json").write_text("{}")
+    assert state("current", src, out, results) == 1  # the cells set changed
+    state("mark", src, out, results)
+    (results / "cells" / "a.json").unlink()
+    assert state("current", src, out, results) == 1
+
+    state("mark", src, out, results)
+    src.write_text('{"cells": [1]}')
+    assert state("current", src, out, results) == 1  # the notebook changed
+
+    state("mark", src, out, results)
+    out.unlink()
+    assert state("current", src, out, results) == 1
+
+
+def test_runstate_usage_errors(capsys):
+    assert runstate.main(["current"]) == 2
+    assert runstate.main(["stamp", "a", "b", "c", "d"]) == 2
+    assert "Usage" in capsys.readouterr().err
