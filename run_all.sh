@@ -41,7 +41,7 @@ mkdir -p "$results/notebooks"
 
 .venv/bin/python -m alkd stats
 
-notebooks=(table1_backbones)
+notebooks=(table1_backbones table2_ablation)
 for name in "${notebooks[@]}"; do
   src=notebooks/$name.ipynb
   out=$results/notebooks/$name.ipynb

@@ -16,7 +16,9 @@ from dataclasses import asdict
 import numpy as np
 
 from alkd.distill import DistillConfig, distill
-from alkd.experiments import Cell, Context, runner
+import pandas as pd
+
+from alkd.experiments import Cell, Context, Profile, long_table, run_cells, runner
 from alkd.selection import difficulty, read_base_file, select
 from alkd.teachers.recommender import RecommenderTeacher, top_items
 from alkd.train import TrainConfig, evaluate, train_or_load
@@ -190,3 +192,57 @@ def _run_distill(cell: Cell, ctx: Context) -> dict:
         "selected": [int(s) for s in selected] if cfg["strategy"] != "tr" else [],
         **extra,
     }
+
+
+def table2_cells(
+    profile: Profile,
+    datasets=None,
+    backbones=None,
+    strategies=None,
+    seeds=None,
+    teacher: str = "recorded",
+) -> list[Cell]:
+    """The cells of Table 2 (and Table 1's ALKDRec row) for a profile."""
+    cells = []
+    for ds in datasets or profile.datasets:
+        for bb in backbones or profile.backbones:
+            for st in strategies or profile.strategies:
+                for seed in seeds or profile.distill_seeds:
+                    cells.append(
+                        distill_cell(
+                            ds,
+                            bb,
+                            st,
+                            seed,
+                            teacher=teacher,
+                            rec_seed=profile.rec_seed,
+                            train=profile.train,
+                            distill_config=DistillConfig(train=profile.distill_train),
+                        )
+                    )
+    return cells
+
+
+def table2(
+    profile: Profile, ctx: Context, **select
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test metrics (long) and per-selection diagnostics of the distillation cells."""
+    records = run_cells(table2_cells(profile, **select), ctx)
+
+    def labels(rec):
+        cfg = rec["config"]
+        return {
+            "dataset": rec["dataset"],
+            "backbone": cfg["backbone"],
+            "strategy": cfg["strategy"],
+            "teacher": cfg["teacher"],
+            "seed": cfg["seed"],
+            "budget": cfg["budget"],
+            "pool_size": rec.get("pool_size"),
+        }
+
+    metrics = long_table(records, labels)
+    diag = pd.DataFrame(
+        [{**labels(r), **r["diagnostics"]} for r in records if r.get("diagnostics")]
+    )
+    return metrics, diag

@@ -83,6 +83,32 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_distill(args) -> int:
+    from alkd import ablation
+    from alkd.experiments import Context, run_cell
+
+    ctx = Context(
+        data_root=args.data,
+        results_dir=args.results,
+        work_dir=args.work,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    cell = ablation.distill_cell(
+        args.dataset,
+        args.backbone,
+        args.strategy,
+        args.seed,
+        teacher=args.teacher,
+        budget=args.budget,
+        drawing=args.drawing,
+    )
+    record = run_cell(cell, ctx)
+    keep = ("metrics", "student_test", "diagnostics", "pool_size", "seconds")
+    print(json.dumps({"cell": cell.key, **{k: record.get(k) for k in keep}}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alkd", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -107,6 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iters", type=int, default=10_000)
     p.add_argument("--negatives", default="uniform", choices=["uniform", "in-batch"])
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="select, ask the teacher, distill (one cell)")
+    _common(p)
+    p.add_argument("--results", default="results", help="where the cell is stored")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--backbone", required=True, choices=["fpmc", "stamp", "attmix"])
+    p.add_argument(
+        "--strategy",
+        default="alkdrec",
+        help="tr, random, easiest, hardest, rad-bc, alkdrec, "
+        "alkdrec-exact or authors:<strategy>",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="|B| (default: 500, 750 for FPMC on Games)",
+    )
+    p.add_argument("--teacher", default="recorded", help="recorded | local | api")
+    p.add_argument(
+        "--drawing", default="algorithm1", choices=["algorithm1", "recompute"]
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_distill)
     return parser
 
 

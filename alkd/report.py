@@ -36,3 +36,49 @@ def backbones_vs_paper(table: pd.DataFrame) -> pd.DataFrame:
     side = ours.merge(paper, on=["dataset", "backbone", "role", "metric"], how="left")
     side["ours/paper"] = side["mean"] / side["paper"]
     return side
+
+
+# paper spelling of the Table 2 variants, by our strategy names
+PAPER_VARIANT = {
+    "tr": "TR",
+    "random": "Random",
+    "easiest": "Easiest",
+    "hardest": "Hardest",
+    "rad-bc": "RAD-BC",
+    "alkdrec": "ALKDRec",
+}
+
+
+def table2_vs_paper(metrics: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: mean/std over seeds of recall@10 and ndcg@10, the paper beside.
+
+    Strategies the paper does not have (``alkdrec-exact``, the authors' own
+    selection files) get an empty paper column. Diagnostics (shares of
+    effective / similar / incorrect instances, difficulty percentile) are
+    averaged over seeds and joined per strategy.
+    """
+    keep = metrics[metrics["metric"].isin(["recall@10", "ndcg@10"])]
+    ours = mean_std(keep, ["dataset", "backbone", "strategy", "metric"])
+    paper = paper_table("table2").rename(columns={"value": "paper"})
+    ours["variant"] = ours["strategy"].map(PAPER_VARIANT)
+    side = ours.merge(
+        paper, on=["dataset", "backbone", "metric", "variant"], how="left"
+    ).drop(columns="variant")
+    if len(diag):
+        cols = ["effective", "similar", "incorrect", "difficulty_percentile"]
+        d = diag.groupby(["dataset", "backbone", "strategy"])[cols].mean().reset_index()
+        side = side.merge(d, on=["dataset", "backbone", "strategy"], how="left")
+    return side
+
+
+def alkdrec_row_vs_paper(metrics: pd.DataFrame, strategy: str = "alkdrec"):
+    """Table 1's ALKDRec row (all four metrics) beside the paper's."""
+    rows = metrics[metrics["strategy"] == strategy]
+    ours = mean_std(rows, ["dataset", "backbone", "metric"])
+    paper = paper_table("table1")
+    paper = paper[paper["method"] == "ALKDRec"].drop(columns="method")
+    return ours.merge(
+        paper.rename(columns={"value": "paper"}),
+        on=["dataset", "backbone", "metric"],
+        how="left",
+    )

@@ -145,3 +145,15 @@ def test_smoke_unkd():
     assert result.model.dim == 10
     expected = sum(p.numel() for p in build_model("stamp", N_ITEMS, 10).parameters())
     assert sum(p.numel() for p in result.model.parameters()) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ml", "games"])
+def test_groups_on_the_real_data_within_one_item(name, request):
+    ds = request.getfixturevalue(name)
+    counts = item_popularity(ds.train, ds.n_items)
+    groups = popularity_groups(counts, 4)
+    target = counts.sum() / 4
+    assert len(groups) == 4
+    for g in groups:  # every group, the last included, within one item
+        assert abs(counts[g].sum() - target) <= counts.max()

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+import alkd.cli
 import alkd.fetch
 from alkd.cli import main
 
@@ -83,6 +84,21 @@ def test_fetch_data_checksum_mismatch_is_exit_code_2(tmp_path, monkeypatch, capl
     assert not (dest / "ML/ML_random.base").exists()
 
 
+def test_train_prints_json_on_a_tiny_dataset(
+    make_pattern_dataset, tmp_path, capsys, monkeypatch
+):
+    ds = make_pattern_dataset()
+    monkeypatch.setattr(alkd.cli, "load_dataset", lambda name, root=None: ds)
+    argv = ["train", "--dataset", "ML", "--backbone", "fpmc", "--dim", "8"]
+    argv += ["--max-iters", "20", "--work", str(tmp_path), "--device", "cpu"]
+    assert main([*argv, "--no-progress", "--seed", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["backbone"], result["dim"], result["seed"]) == ("fpmc", 8, 3)
+    assert result["best_iter"] == 20
+    assert result["valid"].keys() == result["test"].keys()
+
+
+@pytest.mark.slow  # about 10-30 s on 2 shared CPU cores
 def test_train_smoke_budget_prints_test_metrics(data_root, tmp_path, capsys):
     argv = [
         "train",

@@ -88,6 +88,41 @@ NOTEBOOKS = {
              'report.save_csv(side, f"{results_dir}/table1_backbones_vs_paper.csv")'),
         ],
     ),
+    "table2_ablation": notebook(
+        "Table 2: the ablations of ALKDRec, with the recorded GPT-4 teacher",
+        "Distills the recorded GPT-4-turbo rankings of |B| selected train sessions "
+        "(500; 750 for FPMC on Games) into the student with Eq. 1, for each "
+        "selection strategy of the paper's Table 2, plus the exact max-min optimum "
+        "(`alkdrec-exact`) and the authors' own selected sessions. The pool is the "
+        "train sessions with a non-empty recorded answer (ML 4,991; Games 5,207). "
+        "Per strategy it also reports what the selected instances were: effective "
+        "(GPT-4's 25 hold the next item, the student's top 25 do not), similar "
+        "(both hold it), incorrect (GPT-4's 25 do not), and their mean difficulty "
+        "percentile (100 = hardest).",
+        'datasets = ["ML", "Games"]\n'
+        'backbones = ["fpmc", "stamp", "attmix"]\n'
+        "strategies = None  # None: the profile's strategies\n"
+        "seeds = None  # None: the profile's distillation seeds\n"
+        'teacher = "recorded"  # recorded (GPT-4 answers) | local (SmolLM2)',
+        [
+            ("## 1. Compute (or reuse) the cells",
+             "from alkd import ablation\n\n"
+             "metrics, diag = ablation.table2(prof, ctx, datasets=datasets, "
+             "backbones=backbones,\n"
+             "                                strategies=strategies, seeds=seeds, "
+             "teacher=teacher)\n"
+             "metrics.head()"),
+            ("## 2. Table 2 beside the paper (mean and std over seeds)",
+             "side = report.table2_vs_paper(metrics, diag)\nside"),
+            ("## 3. Table 1's ALKDRec row",
+             "row = report.alkdrec_row_vs_paper(metrics)\nrow"),
+            ("## 4. Record the results",
+             'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
+             'report.save_csv(side, f"{results_dir}/table2_ablation{suffix}.csv")\n'
+             'report.save_csv(metrics, f"{results_dir}/table2_cells{suffix}.csv")\n'
+             'report.save_csv(row, f"{results_dir}/table1_alkdrec{suffix}.csv")'),
+        ],
+    ),
 }
 
 
