@@ -41,7 +41,7 @@ mkdir -p "$results/notebooks"
 
 .venv/bin/python -m alkd stats
 
-notebooks=(table1_backbones table2_ablation)
+notebooks=(data table1_backbones table2_ablation figures)
 for name in "${notebooks[@]}"; do
   src=notebooks/$name.ipynb
   out=$results/notebooks/$name.ipynb

@@ -82,3 +82,64 @@ def alkdrec_row_vs_paper(metrics: pd.DataFrame, strategy: str = "alkdrec"):
         on=["dataset", "backbone", "metric"],
         how="left",
     )
+
+
+def dataset_stats(ctx, datasets) -> pd.DataFrame:
+    """Sessions, items, interactions and split sizes per dataset."""
+    rows = []
+    for name in datasets:
+        ds = ctx.dataset(name)
+        rows.append(
+            {
+                "dataset": name,
+                "sessions": ds.n_sessions,
+                "items": ds.n_items,
+                "interactions": ds.n_interactions,
+                "train": len(ds.train),
+                "valid": len(ds.valid),
+                "test": len(ds.test),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def session_lengths(ctx, datasets) -> pd.DataFrame:
+    """One row per session: dataset, split and untruncated length."""
+    rows = []
+    for name in datasets:
+        ds = ctx.dataset(name)
+        for split in ("train", "valid", "test"):
+            rows += [
+                {"dataset": name, "split": split, "length": len(s)}
+                for s in ds.split(split).sessions
+            ]
+    return pd.DataFrame(rows)
+
+
+def plot_lengths(lengths: pd.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    clipped = lengths.assign(length=lengths["length"].clip(upper=30))
+    g = sns.displot(
+        clipped,
+        x="length",
+        hue="split",
+        col="dataset",
+        discrete=True,
+        stat="proportion",
+        common_norm=False,
+        element="step",
+        height=3.2,
+    )
+    g.set_axis_labels("session length (30 = 30 or more)", "share of sessions")
+    return g.figure
+
+
+def save_figure(fig, path):
+    from alkd.figures import save_figure as _save
+
+    return _save(fig, path)

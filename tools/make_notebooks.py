@@ -123,6 +123,60 @@ NOTEBOOKS = {
              'report.save_csv(row, f"{results_dir}/table1_alkdrec{suffix}.csv")'),
         ],
     ),
+    "data": notebook(
+        "The two datasets",
+        "Statistics of Hetrec2011-ML and Amazon-Games as this project numbers "
+        "them (they must equal the paper's), and the distribution of session "
+        "lengths per split.",
+        'datasets = ["ML", "Games"]',
+        [
+            ("## 1. Statistics", "stats = report.dataset_stats(ctx, datasets)\nstats"),
+            ("## 2. Session lengths",
+             "lengths = report.session_lengths(ctx, datasets)\n"
+             "fig = report.plot_lengths(lengths)\n"
+             'report.save_figure(fig, f"{results_dir}/figures/session_lengths.png")'),
+            ("## 3. Record the results",
+             'report.save_csv(stats, f"{results_dir}/dataset_stats.csv")'),
+        ],
+    ),
+    "figures": notebook(
+        "Figures 2-4: dimension, correct-answer rate, ratios, budget",
+        "FPMC on ML with the recorded GPT-4 teacher, as in the paper's Figure 2a. "
+        "Figure 2b's x axis is the rate c of correct LLM answers both policies are "
+        "told to expect: ALKDRec splits it 1:5 into effective and similar "
+        "(ratios c/6 : 5c/6 : 1 - c), RAD-BC takes it as its correct fraction.",
+        "",
+        [
+            ("## 1. Grids of this profile",
+             "from alkd import figures\n\ngrid = figures.GRIDS[profile]\ngrid"),
+            ("## 2. Figure 2a: student latent dimension",
+             "f2a = figures.figure2a(prof, ctx, grid)\n"
+             'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", "Figure 2a")\n'
+             'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
+             "f2a"),
+            ("## 3. Figure 2b: rate of correct LLM answers",
+             "f2b = figures.figure2b(prof, ctx, grid)\n"
+             'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
+             '"Figure 2b")\n'
+             'figures.save_figure(fig, f"{results_dir}/figures/figure2b_correct_rate.png")'
+             "\nf2b"),
+            ("## 4. Figure 3: effective and similar ratios",
+             "f3 = figures.figure3(prof, ctx, grid)\n"
+             'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
+             'figures.save_figure(fig, f"{results_dir}/figures/figure3_ratios.png")\n'
+             "f3"),
+            ("## 5. Figure 4: number of distilled sessions |B|",
+             "f4 = figures.figure4(prof, ctx, grid)\n"
+             'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
+             '"Figure 4")\n'
+             'figures.save_figure(fig, f"{results_dir}/figures/figure4_budget.png")\n'
+             "f4"),
+            ("## 6. Record the results",
+             'for name, frame in [("figure2a", f2a), ("figure2b", f2b), '
+             '("figure3", f3), ("figure4", f4)]:\n'
+             '    report.save_csv(frame, f"{results_dir}/{name}.csv")'),
+        ],
+    ),
 }
 
 
