@@ -135,7 +135,7 @@ def plot_lengths(lengths: pd.DataFrame):
         element="step",
         height=3.2,
     )
-    g.set_axis_labels("session length (30 = 30 or more)", "share of sessions")
+    g.set_axis_labels("session length (clipped at 30)", "share of sessions")
     return g.figure
 
 

@@ -25,6 +25,19 @@ def _fixed_seeds() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """One intra-op thread for modules of tiny models.
+
+    Tiny tensors gain nothing from threads, and on a shared machine two
+    threads contending with other processes were 10-50x slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _real_data_root() -> Path | None:
     """``$ALKD_DATA`` if it holds the release, else the shared folder, else None."""
     for candidate in (os.environ.get("ALKD_DATA"), _SHARED_DATA):

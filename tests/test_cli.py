@@ -11,6 +11,8 @@ import alkd.cli
 import alkd.fetch
 from alkd.cli import main
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 def stats_rows(text: str) -> dict[str, list[int]]:
     """``{dataset: [sessions, items, interactions, train, valid, test]}``."""
@@ -98,7 +100,8 @@ def test_train_prints_json_on_a_tiny_dataset(
     assert result["valid"].keys() == result["test"].keys()
 
 
-@pytest.mark.slow  # about 10-30 s on 2 shared CPU cores
+# a few seconds on one thread; with two threads contending on a shared
+# 2-core machine it took 20-30 s (hence the module's single-thread fixture)
 def test_train_smoke_budget_prints_test_metrics(data_root, tmp_path, capsys):
     argv = [
         "train",

@@ -19,6 +19,8 @@ EACH = pytest.mark.parametrize("backbone", sorted(BACKBONES))
 # lengths 1 .. 13: the last three are truncated to the last 10 items
 SESSIONS = [[(7 * i + 3 * j) % N_ITEMS for j in range(i % 13 + 1)] for i in range(16)]
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 def fresh(backbone: str, dim: int, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)

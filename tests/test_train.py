@@ -28,6 +28,8 @@ from alkd.train import (
 # a tiny budget that learns the pattern dataset's "next = last + 1" rule
 TINY = TrainConfig(lr=1e-2, batch_size=64, max_iters=300, eval_every=20, patience=4)
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 # ---------- loss and negatives ----------
 
