@@ -14,10 +14,9 @@ import logging
 from dataclasses import asdict
 
 import numpy as np
-
-from alkd.distill import DistillConfig, distill
 import pandas as pd
 
+from alkd.distill import DistillConfig, distill
 from alkd.experiments import Cell, Context, Profile, long_table, run_cells, runner
 from alkd.selection import difficulty, read_base_file, select
 from alkd.teachers.recommender import RecommenderTeacher, top_items
@@ -151,17 +150,20 @@ def diagnostics(selected, rankings, ds, student, pool, df) -> dict:
 def _run_distill(cell: Cell, ctx: Context) -> dict:
     ds, cfg = ctx.dataset(cell.dataset), cell.config
     train = TrainConfig(**cfg["train"])
-    get = lambda dim: train_or_load(
-        ds,
-        cfg["backbone"],
-        dim,
-        cfg["rec_seed"],  # noqa: E731
-        ctx.work_dir,
-        train,
-        device=ctx.device,
-        progress=ctx.progress,
-    )[0]
-    teacher_model, student = get(100), get(cfg["student_dim"])
+
+    def trained(dim: int):
+        return train_or_load(
+            ds,
+            cfg["backbone"],
+            dim,
+            cfg["rec_seed"],
+            ctx.work_dir,
+            train,
+            device=ctx.device,
+            progress=ctx.progress,
+        )[0]
+
+    teacher_model, student = trained(100), trained(cfg["student_dim"])
 
     if cfg["strategy"] == "tr":  # the teacher recommender on all train sessions
         selected = ds.train.session_ids

@@ -96,6 +96,12 @@ class Cell:
     dataset: str
     config: dict
 
+    def __post_init__(self) -> None:
+        # the key hashes kind and dataset beside the config's own entries
+        clash = {"kind", "dataset"} & set(self.config)
+        if clash:
+            raise ValueError(f"Cell config may not hold {sorted(clash)}")
+
     @property
     def key(self) -> str:
         text = json.dumps(

@@ -32,7 +32,7 @@ class POP:
         self.counts = np.bincount(items, minlength=n_items).astype(np.float32)
 
     def scores(self, sessions: Sequence[Sequence[int]]) -> np.ndarray:
-        return np.broadcast_to(self.counts, (len(sessions), len(self.counts)))
+        return np.tile(self.counts, (len(sessions), 1))
 
 
 class SKNN:

@@ -41,12 +41,43 @@ def label_ranks(
     if b and (labels.min() < 0 or labels.max() >= n):
         raise ValueError(f"labels must lie in 0..{n - 1}")
 
-    excluded = exclusion_mask(exclude, b, n, scores.device)
-    label_score = scores.gather(1, labels.to(scores.device)[:, None])  # (B, 1)
-    at_least = (scores >= label_score) & ~excluded  # the label counts itself
-    ranks = at_least.sum(1)
-    label_excluded = excluded.gather(1, labels.to(scores.device)[:, None])[:, 0]
-    return torch.where(label_excluded, torch.full_like(ranks, n + 1), ranks).cpu()
+    labels = labels.to(scores.device)
+    label_score = scores.gather(1, labels[:, None])  # (B, 1)
+    ranks = (scores >= label_score).sum(1)  # the label counts itself
+    if exclude is None:
+        return ranks.cpu()
+
+    # remove the excluded items that scored at least as high, without a
+    # (B, N) mask: gather their scores and count them per row
+    rows, cols = exclusion_index(exclude, b, n)
+    rows_t = torch.from_numpy(rows).to(scores.device)
+    cols_t = torch.from_numpy(cols).to(scores.device)
+    above = scores[rows_t, cols_t] >= label_score[rows_t, 0]
+    ranks = ranks - torch.bincount(rows_t[above], minlength=b)
+    hit_label = torch.zeros(b, dtype=torch.bool, device=scores.device)
+    hit_label[rows_t[cols_t == labels[rows_t]]] = True
+    return torch.where(hit_label, torch.full_like(ranks, n + 1), ranks).cpu()
+
+
+def exclusion_index(
+    exclude: Sequence[Sequence[int] | np.ndarray], b: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the excluded items, repeats removed."""
+    if len(exclude) != b:
+        raise ValueError(f"exclude has {len(exclude)} rows for {b} sessions")
+    parts = []
+    for row, items in enumerate(exclude):
+        items = np.asarray(items)
+        if items.ndim != 1:
+            raise ValueError(f"exclude[{row}] must be a 1-D list of item ids")
+        if items.size and not np.issubdtype(items.dtype, np.integer):
+            raise ValueError(f"exclude[{row}] must hold integer item ids")
+        parts.append(np.unique(items.astype(np.int64)))
+    lengths = [len(p) for p in parts]
+    cols = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= n):
+        raise ValueError(f"excluded item ids must lie in 0..{n - 1}")
+    return np.repeat(np.arange(b), lengths), cols
 
 
 def exclusion_mask(
@@ -59,15 +90,8 @@ def exclusion_mask(
     mask = torch.zeros((b, n), dtype=torch.bool, device=device)
     if exclude is None:
         return mask
-    if len(exclude) != b:
-        raise ValueError(f"exclude has {len(exclude)} rows for {b} sessions")
-    lengths = [len(e) for e in exclude]
-    if sum(lengths):
-        cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude])
-        if cols.min() < 0 or cols.max() >= n:
-            raise ValueError(f"excluded item ids must lie in 0..{n - 1}")
-        rows = np.repeat(np.arange(b), lengths)
-        mask[torch.from_numpy(rows), torch.from_numpy(cols)] = True
+    rows, cols = exclusion_index(exclude, b, n)
+    mask[torch.from_numpy(rows), torch.from_numpy(cols)] = True
     return mask
 
 

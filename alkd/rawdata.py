@@ -73,7 +73,8 @@ def build_sessions(
     if min_length < 2:
         raise ValueError(f"min_length must be >= 2 (inputs + label), got {min_length}")
     _require(interactions, "interactions", (user_col, item_col, time_col))
-    _require(titles, "titles", (title_item_col, title_col))
+    # a missing title is allowed: that item counts as untitled
+    _require(titles, "titles", (title_item_col, title_col), no_missing=())
     title_of = _title_index(titles, title_item_col, title_col)
 
     records = pd.DataFrame(
@@ -102,8 +103,17 @@ def build_sessions(
     return sessions, title_frame
 
 
-def _require(frame: pd.DataFrame, arg: str, columns: tuple[str, ...]) -> None:
-    """Raise unless ``frame`` is a non-empty DataFrame holding ``columns``."""
+def _require(
+    frame: pd.DataFrame,
+    arg: str,
+    columns: tuple[str, ...],
+    no_missing: tuple[str, ...] | None = None,
+) -> None:
+    """Raise unless ``frame`` is a non-empty DataFrame holding ``columns``.
+
+    The columns in ``no_missing`` (default: all of ``columns``) may not
+    hold missing values.
+    """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{arg} must be a pandas DataFrame, got {type(frame)}")
     missing = [c for c in columns if c not in frame.columns]
@@ -113,18 +123,19 @@ def _require(frame: pd.DataFrame, arg: str, columns: tuple[str, ...]) -> None:
         )
     if frame.empty:
         raise ValueError(f"{arg} is empty (no rows)")
-    for col in columns:
+    for col in columns if no_missing is None else no_missing:
         if frame[col].isna().any():
             raise ValueError(f"{arg}[{col!r}] has missing values")
 
 
 def _title_index(titles: pd.DataFrame, id_col: str, title_col: str) -> dict:
-    """``{raw id string: title}``, first row of a duplicated id, blanks dropped."""
+    """``{raw id string: title}``: first row of an id; missing/blank dropped."""
     title_of: dict[str, str] = {}
-    names = titles[id_col].map(str)
-    for raw, title in zip(names, titles[title_col].map(str), strict=True):
-        if raw not in title_of and title.strip():
-            title_of[raw] = title
+    ids, names = titles[id_col].tolist(), titles[title_col].tolist()
+    for raw, title in zip(ids, names, strict=True):
+        if pd.isna(raw) or pd.isna(title) or not str(title).strip():
+            continue
+        title_of.setdefault(str(raw), str(title))
     if not title_of:
         raise ValueError("titles has no item with a non-blank title")
     return title_of
@@ -138,7 +149,9 @@ def _utc_times(column: pd.Series, arg: str) -> np.ndarray:
         times = column.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(column):
         times = column.dt.tz_localize("UTC")  # naive datetimes are read as UTC
-    elif pd.api.types.is_numeric_dtype(column):
+    elif pd.api.types.is_integer_dtype(column):
+        times = pd.to_datetime(column.astype("int64"), unit="s", utc=True)
+    elif pd.api.types.is_numeric_dtype(column):  # fractional seconds
         times = pd.to_datetime(column.astype("float64"), unit="s", utc=True)
     else:
         raise ValueError(

@@ -120,7 +120,6 @@ def plot_lengths(lengths: pd.DataFrame):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     clipped = lengths.assign(length=lengths["length"].clip(upper=30))

@@ -23,8 +23,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from alkd.data import SEQ_LEN, SessionBatch, SessionDataset, Split, make_batch
-from alkd.data import session_item_sets
+from alkd.data import (
+    SEQ_LEN,
+    SessionBatch,
+    SessionDataset,
+    Split,
+    make_batch,
+    session_item_sets,
+)
 from alkd.io import atomic_write
 from alkd.metrics import label_ranks, metrics_from_ranks
 from alkd.models import SessionRecommender, build_model

@@ -184,13 +184,6 @@ def test_code_hidden_inside_a_dataframe_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "SENTINEL").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alkd.data._PICKLE_ALLOWED lists only the private module paths "
-    "(pandas.core.frame.DataFrame, ...); pandas >= 3 pickles DataFrame, Index "
-    "and RangeIndex under the public module 'pandas', so a DataFrame saved by "
-    "the installed pandas is refused",
-)
 def test_dataframe_pickled_by_installed_pandas_loads(tmp_path):
     frame = release_frame([["1", "2"], ["2"]], ["2", "1"])
     write_release_folder(
@@ -243,12 +236,6 @@ def test_title_table_with_zero_rows(tmp_path):
         load_dataset("ML", tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_titles passes an empty (0-byte) title file to pd.read_csv, "
-    "whose EmptyDataError ('No columns to parse from file') names neither the "
-    "file nor the problem; it should raise DataError naming the path",
-)
 def test_empty_title_file_names_the_file(tmp_path):
     write_release_folder(tmp_path, release_frame([["1"]], ["1"]), "")
     with pytest.raises(DataError, match=r"ML_title\.csv"):

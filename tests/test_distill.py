@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from alkd.data import SessionDataset, Split, make_batch
-from alkd.distill import DistillConfig, distill, distill_pairs, eq1_objective, rank_weight
+from alkd.distill import (
+    DistillConfig,
+    distill,
+    distill_pairs,
+    eq1_objective,
+    rank_weight,
+)
 from alkd.models import build_model
 from alkd.train import TrainConfig
 
@@ -42,8 +48,9 @@ def test_eq1_loss_matches_hand_computation():
     # scores are fixed by a model whose embeddings we set by hand
     model = build_model("fpmc", 4, 2)
     with torch.no_grad():
-        model.item_emb.weight.copy_(torch.tensor(
-            [[0, 0], [1, 0], [0, 1], [1, 1], [-1, 0]], dtype=torch.float32))
+        model.item_emb.weight.copy_(
+            torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1], [-1, 0]], dtype=torch.float32)
+        )
         model.transition.weight.zero_()
     pairs = distill_pairs({0: [1, 2]})
     inputs = make_batch([[0]])  # session = item 0 -> encode = e_0 = (1, 0)
@@ -70,8 +77,14 @@ def _tiny_dataset(n_items=12, n=60, seed=0) -> SessionDataset:
     ids = np.arange(n)
     cut = [0, 36, 48, 60]
     parts = [Split(ids[a:b], sessions[a:b], labels[a:b]) for a, b in zip(cut, cut[1:])]
-    return SessionDataset("ML", None, n_items, [f"t{i}" for i in range(n_items)],
-                          [str(i) for i in range(n_items)], *parts)
+    return SessionDataset(
+        "ML",
+        None,
+        n_items,
+        [f"t{i}" for i in range(n_items)],
+        [str(i) for i in range(n_items)],
+        *parts,
+    )
 
 
 def test_distill_keeps_the_student_when_validation_does_not_improve():
@@ -81,10 +94,12 @@ def test_distill_keeps_the_student_when_validation_does_not_improve():
     before = {k: v.clone() for k, v in student.state_dict().items()}
     # rankings that teach nothing useful, with a zero learning budget of
     # improvement: the initial weights must win and the input stay untouched
-    config = DistillConfig(train=TrainConfig(max_iters=20, eval_every=10, patience=1,
-                                             lr=1e-9))
-    model, fit = distill(student, ds, {0: [5, 6], 1: [7]}, seed=0, config=config,
-                         progress=False)
+    config = DistillConfig(
+        train=TrainConfig(max_iters=20, eval_every=10, patience=1, lr=1e-9)
+    )
+    model, fit = distill(
+        student, ds, {0: [5, 6], 1: [7]}, seed=0, config=config, progress=False
+    )
     assert fit.best_iter == 0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])

@@ -125,14 +125,6 @@ def test_keys_are_the_same_in_a_fresh_interpreter():
     assert out.stdout.strip() == cell.key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Cell.key hashes {'kind', 'dataset', **config} in one dict, so a "
-    "config entry named 'dataset' or 'kind' merges with the cell's own field: "
-    "Cell('k', 'ML', {'dataset': 'ML'}) gets the key of Cell('k', 'ML', {}). "
-    "Fix: refuse those config names in Cell.__post_init__ (keeps existing keys) "
-    "or nest the config under its own field (changes every key)",
-)
 def test_config_entries_cannot_collide_with_cell_fields():
     try:
         shadow = Cell("k", "ML", {"dataset": "ML"})

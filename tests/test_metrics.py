@@ -120,13 +120,6 @@ def test_wrong_shapes_and_values_raise():
         label_ranks(torch.tensor([[0.0, float("nan")]]), [0], None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exclusion_mask concatenates rows without checking they are 1-D: "
-    "with B=2 and rows of shape (1, 2) the (B,) row index broadcasts against "
-    "the (2, 2) column index and excludes the wrong items silently; it should "
-    "raise ValueError for an exclusion row that is not 1-D",
-)
 def test_two_dimensional_exclusion_rows_raise():
     scores = torch.zeros(2, 5)
     with pytest.raises(ValueError):

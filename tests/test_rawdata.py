@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import alkd.data
 from alkd.data import load_dataset
 from alkd.rawdata import build_sessions, write_release
 
@@ -84,6 +83,12 @@ def test_naive_datetimes_are_utc_and_seconds_equal_datetimes():
     assert as_lists(a) == as_lists(b) == [(["2", "3", "4", "5"], "6")]
 
 
+def test_fractional_seconds_keep_their_order():
+    rows = [("u", 1, T0 + 0.75), ("u", 2, T0 + 0.25), ("u", 3, T0 + 0.5)]
+    sessions, _ = build_sessions(log(rows), titles_for([1, 2, 3]), min_length=3)
+    assert as_lists(sessions) == [(["2", "3"], "1")]
+
+
 def test_time_order_with_stable_tie_break():
     # rows out of time order; items 3, 2, 4 share one timestamp: input order wins
     rows = [
@@ -113,12 +118,11 @@ def test_min_length_counts_records_including_the_label():
 
 
 def test_untitled_items_are_dropped_before_sessionising():
-    # item 99 has no title; item 7 has a blank one: both vanish, and the
-    # session's label is the last *titled* item, not cut short
-    rows = day_of("u", [1, 99, 2, 7, 3, 4, 99], T0)
-    titles = pd.concat(
-        [titles_for(range(1, 5)), pd.DataFrame({"itemID": ["7"], "title": ["  "]})]
-    )
+    # item 99 has no title, 7 a blank one and 8 a missing one: all vanish,
+    # and the session's label is the last *titled* item, not cut short
+    rows = day_of("u", [1, 99, 2, 7, 3, 8, 4, 99], T0)
+    untitled = pd.DataFrame({"itemID": ["7", "8"], "title": ["  ", None]})
+    titles = pd.concat([titles_for(range(1, 5)), untitled])
     sessions, title_frame = build_sessions(log(rows), titles, min_length=4)
     assert as_lists(sessions) == [(["1", "2", "3"], "4")]
     assert title_frame["itemID"].tolist() == ["1", "2", "3", "4"]
@@ -193,21 +197,6 @@ def test_missing_values_and_no_surviving_session():
 # ---------- the release writer ----------
 
 
-@pytest.fixture
-def pandas3_allowed(monkeypatch):
-    """Let the loader accept the public ``pandas.*`` names pandas >= 3 writes.
-
-    This is the fix test_data.py's strict xfail asks for; with it applied
-    in alkd.data the patch changes nothing.
-    """
-    allowed = alkd.data._PICKLE_ALLOWED | {
-        ("pandas", "DataFrame"),
-        ("pandas", "Index"),
-        ("pandas", "RangeIndex"),
-    }
-    monkeypatch.setattr(alkd.data, "_PICKLE_ALLOWED", allowed)
-
-
 def build_small_release():
     rows = (
         day_of("u", ["a", "b", "c", "d", "e"], T0)
@@ -225,7 +214,7 @@ def build_small_release():
     return build_sessions(log(rows), titles)
 
 
-def test_round_trip_through_write_release_and_load_dataset(tmp_path, pandas3_allowed):
+def test_round_trip_through_write_release_and_load_dataset(tmp_path):
     sessions, titles = build_small_release()
     pkl, csv = write_release(tmp_path / "ML", "ML", sessions, titles)
     assert (pkl.name, csv.name) == ("ML.pkl", "ML_title.csv")
@@ -249,12 +238,6 @@ def test_round_trip_through_write_release_and_load_dataset(tmp_path, pandas3_all
     assert [len(p) for p in parts] == [3, 1, 1]  # time split by position
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alkd.data._PICKLE_ALLOWED lacks pandas>=3's public names "
-    "(pandas.DataFrame, pandas.Index, pandas.RangeIndex), so load_dataset "
-    "refuses a release written by write_release with the installed pandas",
-)
 def test_write_release_loads_with_the_stock_loader(tmp_path):
     sessions, titles = build_small_release()
     write_release(tmp_path / "ML", "ML", sessions, titles)

@@ -16,8 +16,9 @@ from alkd.teachers.recommender import RecommenderTeacher, candidate_sets, top_it
 from alkd.teachers.recorded import RecordedTeacher
 
 DATA = Path(os.environ.get("ALKD_DATA", "../shared/data/alkdrec"))
-needs_data = pytest.mark.skipif(not (DATA / "ML").is_dir(),
-                                reason=f"release data not found at {DATA}")
+needs_data = pytest.mark.skipif(
+    not (DATA / "ML").is_dir(), reason=f"release data not found at {DATA}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from alkd.data import SessionBatch
-from alkd.models.base import SessionRecommender, last_item, masked_mean
+from alkd.models.base import SessionRecommender, masked_mean
 
 
 class FPMC(SessionRecommender):
