@@ -41,7 +41,7 @@ mkdir -p "$results/notebooks"
 
 .venv/bin/python -m alkd stats
 
-notebooks=(data table1_backbones table2_ablation figures)
+notebooks=(data table1_backbones table2_ablation table1_main figures)
 for name in "${notebooks[@]}"; do
   src=notebooks/$name.ipynb
   out=$results/notebooks/$name.ipynb

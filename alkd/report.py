@@ -142,3 +142,12 @@ def save_figure(fig, path):
     from alkd.figures import save_figure as _save
 
     return _save(fig, path)
+
+
+def table1_vs_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: mean/std over seeds per method beside the paper's value."""
+    ours = mean_std(table, ["dataset", "backbone", "method", "metric"])
+    paper = paper_table("table1").rename(columns={"value": "paper"})
+    side = ours.merge(paper, on=["dataset", "backbone", "method", "metric"], how="left")
+    side["ours/paper"] = side["mean"] / side["paper"]
+    return side

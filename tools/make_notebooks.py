@@ -177,6 +177,47 @@ NOTEBOOKS = {
              '    report.save_csv(frame, f"{results_dir}/{name}.csv")'),
         ],
     ),
+    "table1_main": notebook(
+        "Table 1: ALKDRec against six KD baselines",
+        "Student, Teacher, DE, FTD, HTD, unKD, DSL, DLLM2Rec and ALKDRec (with the "
+        "exact max-min optimum as `ALKDRec-exact`) for three backbones on both "
+        "datasets, with POP and SKNN as sanity rows; mean and std over seeds, the "
+        "improvement of ALKDRec over the best KD baseline and a Welch t-test over "
+        "seeds (a star when p < 0.05 and ALKDRec is ahead, the paper's rule). "
+        "ALKDRec and DLLM2Rec use the recorded GPT-4 answers; their pool is the "
+        "train sessions with a non-empty recorded answer.",
+        'datasets = ["ML", "Games"]\n'
+        'backbones = ["fpmc", "stamp", "attmix"]\n'
+        "methods = None  # None: all six KD baselines\n"
+        "seeds = None  # None: the profile's distillation seeds\n"
+        'teacher = "recorded"',
+        [
+            ("## 1. Compute (or reuse) the cells",
+             "from alkd import maintable\n\n"
+             "table = maintable.table1_main(prof, ctx, datasets=datasets, "
+             "backbones=backbones,\n"
+             "                              methods=methods, seeds=seeds, "
+             "teacher=teacher)\n"
+             "table.head()"),
+            ("## 2. Table 1 beside the paper",
+             "side = report.table1_vs_paper(table)\n"
+             'side.pivot_table(index=["dataset", "backbone", "method"], '
+             'columns="metric",\n'
+             '                 values=["mean", "paper"]).round(5)'),
+            ("## 3. ALKDRec vs the best KD baseline",
+             "sig = maintable.significance(table)\n"
+             'print(f"ALKDRec ahead of the best KD baseline in '
+             '{int((sig.alkdrec_mean > sig.best_baseline_mean).sum())} of {len(sig)} '
+             'cells, significantly in {int(sig.star.sum())}")\n'
+             "sig"),
+            ("## 4. Record the results",
+             'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
+             'report.save_csv(side.merge(sig, how="left", on=["dataset", "backbone", '
+             '"metric"]),\n'
+             '                f"{results_dir}/table1_main{suffix}.csv")\n'
+             'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")'),
+        ],
+    ),
 }
 
 
