@@ -57,4 +57,5 @@ for name in "${notebooks[@]}"; do
   mv "$tmp" "$out"
   .venv/bin/python -m alkd.runstate mark "$out" "$src" "$profile" "$results"
 done
+.venv/bin/python -m alkd.results_readme "$results" "$profile"
 echo "run_all: done (profile $profile, results in $results)"
