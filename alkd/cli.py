@@ -109,6 +109,39 @@ def cmd_distill(args) -> int:
     return 0
 
 
+def cmd_cells(args) -> int:
+    """Compute a profile's cells, optionally one shard of them (parallel runs)."""
+    import zlib
+
+    from alkd import ablation, maintable
+    from alkd.experiments import Context, backbone_cells, get_profile, run_cell
+
+    profile = get_profile(args.profile)
+    listing = {
+        "backbones": lambda: backbone_cells(profile),
+        "table2": lambda: ablation.table2_cells(profile),
+        "table1": lambda: maintable.main_cells(profile),
+    }
+    index, count = (int(x) for x in args.shard.split("/"))
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {args.shard}: want i/n with 0 <= i < n")
+    ctx = Context(
+        data_root=args.data,
+        results_dir=args.results,
+        work_dir=args.work,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    for table in args.tables:
+        cells = [
+            c for c in listing[table]() if zlib.crc32(c.key.encode()) % count == index
+        ]
+        log.info("cells table=%s shard=%s count=%d", table, args.shard, len(cells))
+        for cell in cells:
+            run_cell(cell, ctx)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alkd", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -157,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("cells", help="compute a profile's cells (one shard of them)")
+    _common(p)
+    p.add_argument("--results", default="results")
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument(
+        "--tables",
+        nargs="+",
+        default=["backbones", "table2", "table1"],
+        choices=["backbones", "table2", "table1"],
+    )
+    p.add_argument("--shard", default="0/1", help="i/n: the i-th of n shards")
+    p.set_defaults(func=cmd_cells)
     return parser
 
 

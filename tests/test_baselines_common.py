@@ -10,6 +10,7 @@ from _baselines_tiny import N_ITEMS, TINY_CONFIG, tiny_dataset
 from alkd.baselines import BASELINES, make_options, train_baseline, tuning_grid
 from alkd.baselines.common import (
     ExpertMixture,
+    FrozenTeacher,
     Instances,
     KDStudent,
     anneal_temperature,
@@ -174,3 +175,15 @@ def test_teacher_is_required_and_checked():
             config=TINY_CONFIG,
             progress=False,
         )
+
+
+def test_frozen_teacher_matches_an_on_the_fly_forward():
+    ds = tiny_dataset()
+    inst = Instances(ds.train, N_ITEMS, TrainConfig())
+    teacher = build_model("attmix", N_ITEMS, 100)
+    frozen = FrozenTeacher(teacher, inst, "cpu", chunk=7)  # several chunks
+    index = np.array([0, 6, 7, 59, 13])
+    u_t, e_t = frozen.view(index)
+    with torch.no_grad():
+        assert torch.allclose(u_t, teacher.encode(inst.batch(index, "cpu")), atol=1e-6)
+        assert torch.equal(e_t, teacher.item_embeddings())

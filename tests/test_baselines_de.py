@@ -13,6 +13,7 @@ from _baselines_tiny import N_ITEMS, TINY_CONFIG, tiny_dataset
 from alkd.baselines import train_baseline
 from alkd.baselines.common import (
     ExpertMixture,
+    FrozenTeacher,
     Instances,
     KDStudent,
     LossLog,
@@ -101,7 +102,8 @@ def test_objective_trains_the_experts_and_the_student():
         session_experts=ExpertMixture(5, 10, 100),
         item_experts=ExpertMixture(5, 10, 100),
     )
-    objective = make_objective(inst, teacher, DEOptions(kd_weight=1.0), 100, LossLog())
+    frozen = FrozenTeacher(teacher, inst, "cpu")
+    objective = make_objective(inst, frozen, DEOptions(kd_weight=1.0), 100, LossLog())
     loss = objective(model, np.arange(16), np.random.default_rng(0), 1)
     loss.backward()
     for name in ("session_experts", "item_experts"):

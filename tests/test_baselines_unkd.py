@@ -11,8 +11,11 @@ import torch
 from _baselines_tiny import N_ITEMS, TINY_CONFIG, tiny_dataset
 
 from alkd.baselines import train_baseline
+from alkd.baselines.common import FrozenTeacher, Instances
 from alkd.baselines.unkd import (
+    TeacherLists,
     UnKDOptions,
+    group_lists,
     item_popularity,
     pair_loss,
     popularity_groups,
@@ -21,6 +24,7 @@ from alkd.baselines.unkd import (
 )
 from alkd.data import Split
 from alkd.models import build_model
+from alkd.train import TrainConfig
 
 
 def test_popularity_counts_inputs_and_labels():
@@ -115,6 +119,21 @@ def test_pairs_never_cross_groups_nor_contain_label_or_session_items():
             cand = members[~excluded[b, members]]
             top = set(cand[scores[b, cand].argsort(descending=True)[:5]].tolist())
             assert {i, j} <= top
+
+
+def test_cached_teacher_lists_equal_lists_made_per_batch():
+    ds = tiny_dataset()
+    inst = Instances(ds.train, N_ITEMS, TrainConfig())
+    frozen = FrozenTeacher(build_model("fpmc", N_ITEMS, 100), inst, "cpu")
+    groups = popularity_groups(item_popularity(ds.train, N_ITEMS), 4)
+    cached = TeacherLists(frozen, inst, groups, top_l=6, chunk=11)
+    index = np.array([3, 0, 25, 59])
+    u_t, e_t = frozen.view(index)
+    fresh = group_lists(
+        u_t @ e_t.T, inst.exclusion(index), [torch.as_tensor(g) for g in groups], 6
+    )
+    for (r1, v1), (r2, v2) in zip(cached.rows(index), fresh, strict=True):
+        assert torch.equal(r1.long(), r2) and torch.equal(v1, v2)
 
 
 def test_pair_loss_by_hand():

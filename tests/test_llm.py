@@ -157,3 +157,27 @@ def test_lora_on_the_real_model_reloads_identically(llm, tmp_path):
         a, b, base = (m.model(input_ids=ids).logits for m in (tuned, reloaded, llm))
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(a, base, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_teacher_on_real_ml_train_sessions(llm):
+    from alkd.data import load_dataset
+
+    ds = load_dataset("ML")
+    sids = [int(s) for s in ds.train.session_ids[:3]]
+    row = {int(s): r for r, s in enumerate(ds.train.session_ids)}
+    truth = {s: int(ds.train.labels[row[s]]) for s in sids}
+    candidates = {s: [truth[s], *range(s * 50, s * 50 + 49)] for s in sids}
+    teacher = LocalLLMTeacher(
+        llm,
+        ds.titles,
+        lambda s: ds.train.sessions[row[s]],
+        candidates.__getitem__,
+        None,
+        progress=False,
+    )
+    answers = teacher.answer(sids)
+    for sid in sids:
+        ranking = answers[sid].ranking
+        assert len(ranking) == len(set(ranking)) == 25
+        assert set(ranking) <= set(candidates[sid])

@@ -8,7 +8,10 @@
   so ``alkd.train.fit``'s Adam (over ``model.parameters()``) trains both;
 - ``ExpertMixture``: DE's experts with a Gumbel-softmax selection net, also
   HTD's group assignment;
-- the temperature schedule, teacher forwards and option parsing.
+- ``FrozenTeacher``: the teacher's vectors of all instances, computed once
+  under no_grad. BASELINES.md 0 suggests on-the-fly forwards; the frozen
+  eval-mode teacher gives identical values, and once is cheaper;
+- the temperature schedule and option parsing.
 """
 
 from __future__ import annotations
@@ -278,12 +281,35 @@ def anneal_temperature(
     return max(t0 * (t_end / t0) ** frac, t_end)
 
 
-@torch.no_grad()
-def teacher_view(
-    teacher: SessionRecommender, batch: SessionBatch
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen teacher's session vectors (B, dt) and item table (N, dt)."""
-    return teacher.encode(batch), teacher.item_embeddings()
+class FrozenTeacher:
+    """The frozen teacher's vectors of every training instance, computed once.
+
+    The teacher is in eval mode and the instances are fixed, so u_T(s) is
+    the same at every step: encoding all instances once (no_grad) gives the
+    same values as an on-the-fly forward per batch, at a fraction of the cost.
+    """
+
+    def __init__(
+        self,
+        teacher: SessionRecommender,
+        instances: Instances,
+        device: torch.device | str,
+        chunk: int = 4096,
+    ) -> None:
+        teacher = teacher.to(device).eval()
+        n, parts = len(instances), []
+        with torch.no_grad():
+            for start in range(0, n, chunk):
+                index = np.arange(start, min(start + chunk, n))
+                parts.append(teacher.encode(instances.batch(index, device)))
+            self.sessions = torch.cat(parts)  # (n, dt)
+            self.items = teacher.item_embeddings().detach().clone()  # (N, dt)
+        self.dim = self.items.shape[1]
+
+    def view(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """u_T of the instances at ``index`` (B, dt) and E_T (N, dt)."""
+        rows = torch.as_tensor(index, device=self.sessions.device)
+        return self.sessions[rows], self.items
 
 
 def prepare_teacher(ctx: Context) -> SessionRecommender:

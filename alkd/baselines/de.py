@@ -32,6 +32,7 @@ from alkd.baselines.common import (
     BaselineResult,
     Context,
     ExpertMixture,
+    FrozenTeacher,
     Instances,
     KDStudent,
     LossLog,
@@ -41,9 +42,8 @@ from alkd.baselines.common import (
     prepare_teacher,
     rec_loss,
     run_fit,
-    teacher_view,
 )
-from alkd.models import SessionRecommender, build_model
+from alkd.models import build_model
 from alkd.train import Objective
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def de_loss(
 
 def make_objective(
     instances: Instances,
-    teacher: SessionRecommender,
+    teacher: FrozenTeacher,
     options: DEOptions,
     t_max: int,
     losses: LossLog,
@@ -106,7 +106,7 @@ def make_objective(
         )
         kd_neg = torch.as_tensor(instances.kd_negatives(index, rng), device=device)
 
-        u_t, e_t = teacher_view(teacher, batch)
+        u_t, e_t = teacher.view(index)
         temperature = anneal_temperature(step, t_max, t_end=options.t_end)
         l_kd = de_loss(
             model.kd["session_experts"],
@@ -131,8 +131,8 @@ def make_objective(
 
 def train(ctx: Context, options: DEOptions) -> BaselineResult:
     """Train a d = 10 student from scratch with DE; experts are dropped after."""
-    teacher = prepare_teacher(ctx)
     instances = Instances(ctx.dataset.train, ctx.dataset.n_items, ctx.config)
+    teacher = FrozenTeacher(prepare_teacher(ctx), instances, ctx.device)
     student = build_model(ctx.backbone, ctx.dataset.n_items, STUDENT_DIM)
     model = KDStudent(
         student,

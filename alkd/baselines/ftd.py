@@ -25,13 +25,13 @@ from alkd.baselines.common import (
     BaselineOptions,
     BaselineResult,
     Context,
+    FrozenTeacher,
     Instances,
     LossLog,
     non_negative,
     prepare_teacher,
     rec_loss,
     run_fit,
-    teacher_view,
 )
 from alkd.baselines.topology import full_topology_loss, stack_entities
 from alkd.models import SessionRecommender, build_model
@@ -58,7 +58,7 @@ def kd_items(pos: torch.Tensor, kd_neg: np.ndarray) -> torch.Tensor:
 
 def make_objective(
     instances: Instances,
-    teacher: SessionRecommender,
+    teacher: FrozenTeacher,
     options: FTDOptions,
     losses: LossLog,
 ) -> Objective:
@@ -72,7 +72,7 @@ def make_objective(
         l_rec = rec_loss(u, e_s, pos, instances.rec_negatives(index, rng, device))
 
         items = kd_items(pos, instances.kd_negatives(index, rng))
-        u_t, e_t = teacher_view(teacher, batch)
+        u_t, e_t = teacher.view(index)
         l_kd = full_topology_loss(
             stack_entities(u, e_s, items), stack_entities(u_t, e_t, items)
         ) / len(index)
@@ -85,8 +85,8 @@ def make_objective(
 
 def train(ctx: Context, options: FTDOptions) -> BaselineResult:
     """Train a d = 10 student from scratch with FTD (no extra modules)."""
-    teacher = prepare_teacher(ctx)
     instances = Instances(ctx.dataset.train, ctx.dataset.n_items, ctx.config)
+    teacher = FrozenTeacher(prepare_teacher(ctx), instances, ctx.device)
     student = build_model(ctx.backbone, ctx.dataset.n_items, STUDENT_DIM)
     student = student.to(ctx.device)
 

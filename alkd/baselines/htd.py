@@ -33,6 +33,7 @@ from alkd.baselines.common import (
     BaselineResult,
     Context,
     ExpertMixture,
+    FrozenTeacher,
     Instances,
     KDStudent,
     LossLog,
@@ -42,11 +43,10 @@ from alkd.baselines.common import (
     prepare_teacher,
     rec_loss,
     run_fit,
-    teacher_view,
 )
 from alkd.baselines.ftd import kd_items
 from alkd.baselines.topology import hierarchical_topology_loss
-from alkd.models import SessionRecommender, build_model
+from alkd.models import build_model
 from alkd.train import Objective
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def htd_loss(
 
 def make_objective(
     instances: Instances,
-    teacher: SessionRecommender,
+    teacher: FrozenTeacher,
     options: HTDOptions,
     t_max: int,
     losses: LossLog,
@@ -110,7 +110,7 @@ def make_objective(
         l_rec = rec_loss(u, e_s, pos, instances.rec_negatives(index, rng, device))
 
         items = kd_items(pos, instances.kd_negatives(index, rng))
-        u_t, e_t = teacher_view(teacher, batch)
+        u_t, e_t = teacher.view(index)
         temperature = anneal_temperature(step, t_max, t_end=options.t_end)
         l_td, l_ga = htd_loss(
             model.kd["session_groups"],
@@ -138,8 +138,8 @@ def make_objective(
 
 def train(ctx: Context, options: HTDOptions) -> BaselineResult:
     """Train a d = 10 student from scratch with HTD; GA modules dropped after."""
-    teacher = prepare_teacher(ctx)
     instances = Instances(ctx.dataset.train, ctx.dataset.n_items, ctx.config)
+    teacher = FrozenTeacher(prepare_teacher(ctx), instances, ctx.device)
     student = build_model(ctx.backbone, ctx.dataset.n_items, STUDENT_DIM)
     model = KDStudent(
         student,

@@ -13,8 +13,9 @@ The student (d = 10) is trained from scratch on L_rec + w * L_G:
    is i+ and the other j-. Pairs never cross groups.
 4. L_G = mean_s mean_pairs -log(sigmoid(y_S(s, i+) - y_S(s, j-)) + 1e-10).
 
-Pairs are drawn per batch from the teacher's scores rather than once per
-epoch from cached lists (the same distribution, BASELINES.md 4).
+The teacher's lists are computed once for all instances (the frozen
+teacher never changes them) and pairs are redrawn from them at every step,
+rather than once per epoch as the code does (the same distribution).
 
 Deviations from BASELINES.md: the pair allocation exponent is fixed at the
 code default 0 (equal split over groups); the lambda = 1 sensitivity run is
@@ -35,6 +36,7 @@ from alkd.baselines.common import (
     BaselineOptions,
     BaselineResult,
     Context,
+    FrozenTeacher,
     Instances,
     LossLog,
     non_negative,
@@ -42,7 +44,6 @@ from alkd.baselines.common import (
     prepare_teacher,
     rec_loss,
     run_fit,
-    teacher_view,
 )
 from alkd.data import Split
 from alkd.models import SessionRecommender, build_model
@@ -141,6 +142,45 @@ def sample_rank_pairs(
     return np.minimum(a, b), np.maximum(a, b), ok
 
 
+def group_lists(
+    teacher_scores: torch.Tensor,
+    excluded: torch.Tensor,
+    groups: list[torch.Tensor],
+    top_l: int,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per group: the teacher's top-L_g item ids (B, L_g) and how many are valid.
+
+    Excluded items (session items, label) sort last and are not counted.
+    """
+    out = []
+    for items in groups:
+        scores = teacher_scores[:, items].masked_fill(excluded[:, items], -torch.inf)
+        length = min(top_l, len(items))
+        ranked = items[scores.topk(length, dim=1).indices]  # (B, L_g)
+        n_valid = (~excluded[:, items]).sum(1).clamp(max=length)  # (B,)
+        out.append((ranked, n_valid))
+    return out
+
+
+def pairs_from_lists(
+    lists: list[tuple[torch.Tensor, torch.Tensor]],
+    n_pairs: int,
+    mu: float,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(i+, j-, valid), each (B, G * n): ``n_pairs`` rank pairs per group list."""
+    pos, neg, valid = [], [], []
+    for ranked, n_valid in lists:
+        better, worse, ok = sample_rank_pairs(n_valid.cpu().numpy(), n_pairs, mu, rng)
+        device = ranked.device
+        # rows without a pair index rank 0 and are masked out by ``valid``
+        pos.append(ranked.gather(1, torch.as_tensor(better, device=device)))
+        neg.append(ranked.gather(1, torch.as_tensor(worse, device=device)))
+        ok_t = torch.as_tensor(ok, device=device)[:, None]
+        valid.append(ok_t.expand(-1, n_pairs))
+    return torch.cat(pos, 1).long(), torch.cat(neg, 1).long(), torch.cat(valid, 1)
+
+
 def sample_pairs(
     teacher_scores: torch.Tensor,
     excluded: torch.Tensor,
@@ -149,22 +189,44 @@ def sample_pairs(
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(i+, j-, valid) item ids and mask, each (B, G * n), within groups."""
-    pos, neg, valid = [], [], []
-    for items in groups:
-        scores = teacher_scores[:, items].masked_fill(excluded[:, items], -torch.inf)
-        top_l = min(options.top_l, len(items))
-        ranked = items[scores.topk(top_l, dim=1).indices]  # (B, L_g) item ids
-        n_valid = (~excluded[:, items]).sum(1).clamp(max=top_l).cpu().numpy()
-        better, worse, ok = sample_rank_pairs(
-            n_valid, options.pairs_per_group, options.mu, rng
-        )
-        device = ranked.device
-        # rows without a pair index rank 0 and are masked out below
-        pos.append(ranked.gather(1, torch.as_tensor(better, device=device)))
-        neg.append(ranked.gather(1, torch.as_tensor(worse, device=device)))
-        ok_t = torch.as_tensor(ok, device=device)[:, None]
-        valid.append(ok_t.expand(-1, options.pairs_per_group))
-    return torch.cat(pos, 1), torch.cat(neg, 1), torch.cat(valid, 1)
+    lists = group_lists(teacher_scores, excluded, groups, options.top_l)
+    return pairs_from_lists(lists, options.pairs_per_group, options.mu, rng)
+
+
+class TeacherLists:
+    """Every instance's per-group teacher lists, computed once (as the code does).
+
+    The teacher is frozen and the instances fixed, so the lists never change;
+    pairs are redrawn from them at every step. Ids are stored compactly on
+    the CPU: (n, L_g) per group.
+    """
+
+    def __init__(
+        self,
+        teacher: FrozenTeacher,
+        instances: Instances,
+        groups: list[np.ndarray],
+        top_l: int,
+        chunk: int = 1024,
+    ) -> None:
+        device = teacher.items.device
+        group_t = [torch.as_tensor(g, device=device) for g in groups]
+        dtype = torch.int16 if instances.n_items <= 2**15 else torch.int32
+        parts: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        for start in range(0, len(instances), chunk):
+            index = np.arange(start, min(start + chunk, len(instances)))
+            u_t, e_t = teacher.view(index)
+            excluded = instances.exclusion(index, device)
+            lists = group_lists(u_t @ e_t.T, excluded, group_t, top_l)
+            parts.append([(r.to("cpu", dtype), v.cpu()) for r, v in lists])
+        self.lists = [
+            (torch.cat([p[g][0] for p in parts]), torch.cat([p[g][1] for p in parts]))
+            for g in range(len(groups))
+        ]
+
+    def rows(self, index: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        rows = torch.as_tensor(index)
+        return [(ranked[rows], n_valid[rows]) for ranked, n_valid in self.lists]
 
 
 def pair_loss(
@@ -184,29 +246,23 @@ def pair_loss(
 
 def make_objective(
     instances: Instances,
-    teacher: SessionRecommender,
-    groups: list[np.ndarray],
+    lists: TeacherLists,
     options: UnKDOptions,
     losses: LossLog,
 ) -> Objective:
     """L_rec + w * L_G over a batch of training instances."""
-    cached: dict[torch.device, list[torch.Tensor]] = {}
 
     def objective(model: SessionRecommender, index: np.ndarray, rng, step: int):
         device = next(model.parameters()).device
-        if device not in cached:
-            cached[device] = [torch.as_tensor(g, device=device) for g in groups]
         batch = instances.batch(index, device)
         u, e_s = model.encode(batch), model.item_embeddings()
         pos = instances.positives(index, device)
         l_rec = rec_loss(u, e_s, pos, instances.rec_negatives(index, rng, device))
 
-        u_t, e_t = teacher_view(teacher, batch)
-        excluded = instances.exclusion(index, device)
-        i_pos, j_neg, valid = sample_pairs(
-            u_t @ e_t.T, excluded, cached[device], options, rng
+        i_pos, j_neg, valid = pairs_from_lists(
+            lists.rows(index), options.pairs_per_group, options.mu, rng
         )
-        l_kd = pair_loss(u, e_s, i_pos, j_neg, valid)
+        l_kd = pair_loss(u, e_s, i_pos.to(device), j_neg.to(device), valid.to(device))
         loss = l_rec + options.kd_weight * l_kd
         losses.record(rec=l_rec, kd=l_kd, total=loss)
         return loss
@@ -216,18 +272,19 @@ def make_objective(
 
 def train(ctx: Context, options: UnKDOptions) -> BaselineResult:
     """Train a d = 10 student from scratch with unKD (no extra modules)."""
-    teacher = prepare_teacher(ctx)
     train_split = ctx.dataset.train
     instances = Instances(train_split, ctx.dataset.n_items, ctx.config)
     counts = item_popularity(train_split, ctx.dataset.n_items)
     groups = popularity_groups(counts, options.n_groups)
     if len(groups) != options.n_groups:
         log.warning("unkd groups=%d (asked %d)", len(groups), options.n_groups)
+    teacher = FrozenTeacher(prepare_teacher(ctx), instances, ctx.device)
+    lists = TeacherLists(teacher, instances, groups, options.top_l)
     student = build_model(ctx.backbone, ctx.dataset.n_items, STUDENT_DIM)
     student = student.to(ctx.device)
 
     losses = LossLog()
-    objective = make_objective(instances, teacher, groups, options, losses)
+    objective = make_objective(instances, lists, options, losses)
     result = run_fit(ctx, student, objective, len(instances))
     extras = {
         "options": options.summary(),

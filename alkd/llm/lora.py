@@ -168,21 +168,10 @@ def train_adapter(
     progress: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     """Tune a LoRA adapter on a copy of the base model; returns (model, stats)."""
-    from peft import LoraConfig, get_peft_model
-
     if not examples:
         raise ValueError("examples: nothing to train on")
     torch.manual_seed(options.seed)
-    base = _base_copy(llm)
-    config = LoraConfig(
-        r=options.r,
-        lora_alpha=options.alpha,
-        lora_dropout=options.dropout,
-        target_modules=list(options.target_modules),
-        layers_to_transform=_adapted_layers(base, options.top_layers),
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(base, config)
+    model = _lora_model(llm, options)
     encoded = [encode_example(llm.tokenizer, ex) for ex in examples]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=0.0)
@@ -209,11 +198,28 @@ def train_adapter(
         "examples_per_second": seen / seconds if seconds > 0 else float("inf"),
         "first_loss": losses[0],
         "last_loss": losses[-1],
+        "losses": [round(v, 4) for v in losses],
     }
     log.info(
         "lora trained steps=%d examples=%d seconds=%.1f", len(order), seen, seconds
     )
     return model, stats
+
+
+def _lora_model(llm: LoadedLLM, options: LoraTuning) -> Any:
+    """A peft model wrapping a copy of the base, with fresh LoRA weights."""
+    from peft import LoraConfig, get_peft_model
+
+    base = _base_copy(llm)
+    config = LoraConfig(
+        r=options.r,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=list(options.target_modules),
+        layers_to_transform=_adapted_layers(base, options.top_layers),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(base, config)
 
 
 def _adapted_layers(model: Any, top_layers: int | None) -> list[int] | None:

@@ -81,10 +81,15 @@ def cached_logprobs(
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if any(len(c) == 0 for c in continuations):
         raise ValueError("continuations: an empty continuation has no score")
-    result: list[torch.Tensor] = []
-    for start in range(0, len(continuations), batch_size):
-        batch = continuations[start : start + batch_size]
-        result.extend(_batch_logprobs(model, state, batch))
+    # batches of similar lengths waste less on padding; the order is put
+    # back afterwards, so the result does not depend on it
+    order = sorted(range(len(continuations)), key=lambda i: len(continuations[i]))
+    result: list[torch.Tensor] = [torch.empty(0)] * len(continuations)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = [continuations[i] for i in rows]
+        for i, lp in zip(rows, _batch_logprobs(model, state, batch), strict=True):
+            result[i] = lp
     return result
 
 
