@@ -99,7 +99,19 @@ def make_teacher(kind: str, ds, teacher_model, ctx: Context):
 
         t = RecordedTeacher(ds)
         return t, t.pool()
-    raise ValueError(f"unknown teacher {kind!r}; this build has: recorded")
+    if kind == "local":
+        from alkd.local_teacher import LocalTeacherConfig, build_local_teacher
+
+        return build_local_teacher(
+            ds,
+            teacher_model,
+            LocalTeacherConfig(),
+            results_dir=ctx.results_dir,
+            work_dir=ctx.work_dir,
+            device=ctx.device,
+            progress=ctx.progress,
+        )
+    raise ValueError(f"unknown teacher {kind!r}; choose recorded or local")
 
 
 def choose_sessions(cfg: dict, ds, pool: np.ndarray, df: np.ndarray) -> np.ndarray:

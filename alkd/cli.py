@@ -136,9 +136,54 @@ def cmd_cells(args) -> int:
         cells = [
             c for c in listing[table]() if zlib.crc32(c.key.encode()) % count == index
         ]
+        if args.reverse:  # meets a forward run in the middle instead of trailing it
+            cells.reverse()
         log.info("cells table=%s shard=%s count=%d", table, args.shard, len(cells))
         for cell in cells:
             run_cell(cell, ctx)
+    return 0
+
+
+def cmd_teach(args) -> int:
+    """Fill the answer store with a teacher's answers for listed sessions."""
+    from pathlib import Path
+
+    from alkd.selection import read_base_file
+    from alkd.train import TrainConfig, train_or_load
+
+    ds = load_dataset(args.dataset, args.data)
+    if args.teacher == "recorded":
+        from alkd.store import AnswerStore, import_recorded
+
+        with AnswerStore(Path(args.work) / "answers.sqlite") as store:
+            n = import_recorded(store, ds.name, ds.file("_LLM_Database.data"))
+        log.info("imported recorded answers new=%d", n)
+        return 0
+    from alkd.local_teacher import LocalTeacherConfig, build_local_teacher
+
+    model = train_or_load(
+        ds,
+        args.backbone,
+        100,
+        args.seed,
+        args.work,
+        TrainConfig(),
+        device=args.device,
+        progress=not args.no_progress,
+    )[0]
+    config = LocalTeacherConfig(llm=args.llm, score=args.score)
+    teacher, _ = build_local_teacher(
+        ds,
+        model,
+        config,
+        results_dir=Path(args.results),
+        work_dir=Path(args.work),
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    ids = read_base_file(args.sessions)
+    answers = teacher.answer(ids)
+    log.info("answers ready count=%d fingerprint=%s", len(answers), teacher.fingerprint)
     return 0
 
 
@@ -191,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_distill)
 
+    p = sub.add_parser("teach", help="fill the answer store (local LLM or recorded)")
+    _common(p)
+    p.add_argument("--results", default="results")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--teacher", default="local", choices=["local", "recorded"])
+    p.add_argument("--sessions", help="file with one train session id a line")
+    p.add_argument("--backbone", default="fpmc", help="T_rec that builds C_s")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--llm", default="smollm2-135m", help="or a local HF folder/.gguf")
+    p.add_argument("--score", default="pmi", choices=["pmi", "mean_logprob"])
+    p.set_defaults(func=cmd_teach)
+
     p = sub.add_parser("cells", help="compute a profile's cells (one shard of them)")
     _common(p)
     p.add_argument("--results", default="results")
@@ -202,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["backbones", "table2", "table1"],
     )
     p.add_argument("--shard", default="0/1", help="i/n: the i-th of n shards")
+    p.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)
+    p.add_argument("--reverse", action="store_true", help="last cell first")
     p.set_defaults(func=cmd_cells)
     return parser
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import tempfile
 import time
@@ -40,16 +41,23 @@ from alkd.llm.prompts import neutral_messages, next_title_messages
 
 log = logging.getLogger("bench_llm_teacher")
 
+# the shared data folder beside the repository, as tests/conftest.py finds it
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alkdrec"
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", default="/work/shared/data/alkdrec")
+    p.add_argument(
+        "--root",
+        default=os.environ.get("ALKD_DATA", str(SHARED_DATA)),
+        help="data root holding ML/ ($ALKD_DATA, else ../shared/data/alkdrec)",
+    )
     p.add_argument("--n-sessions", type=int, default=10, help="timed sessions")
     p.add_argument(
         "--full-sessions",
         type=int,
-        default=None,
-        help="of those, how many also as full sequences (default all)",
+        default=0,
+        help="of those, how many also as full sequences (0: all)",
     )
     p.add_argument("--candidates", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=25)
@@ -93,25 +101,36 @@ def time_cached(scorer: TitleScorer, prompts, cands) -> tuple[float, list[dict]]
 
 
 def time_full(llm, scorer: TitleScorer, prompts, cands) -> tuple[float, list[dict]]:
+    """Seconds for scoring every candidate as a full sequence, and its per-token
+    log-probabilities ``{item: (session (T,), neutral (T,))}`` per session."""
     model, tok = llm.model, llm.tokenizer
     neutral_prompt = chat_prompt_ids(tok, neutral_messages())
     items = sorted({i for c in cands for i in c})
-    neutral = scoring.full_logprobs(
-        model, neutral_prompt, [scorer.answer_ids(i) for i in items]
-    )
-    neutral_sum = {i: float(lp.sum()) for i, lp in zip(items, neutral, strict=True)}
+    conts = [scorer.answer_ids(i) for i in items]
+    neutral_lps = scoring.full_logprobs(model, neutral_prompt, conts)
+    neutral = dict(zip(items, neutral_lps, strict=True))
 
     started, result = time.perf_counter(), []
     for messages, cand in zip(prompts, cands, strict=True):
         conts = [scorer.answer_ids(i) for i in cand]
         lps = scoring.full_logprobs(model, chat_prompt_ids(tok, messages), conts)
-        result.append(
-            {
-                i: float(lp.sum()) - neutral_sum[i]
-                for i, lp in zip(cand, lps, strict=True)
-            }
-        )
+        result.append({i: (lp, neutral[i]) for i, lp in zip(cand, lps, strict=True)})
     return time.perf_counter() - started, result
+
+
+def differences(scorer: TitleScorer, prompts, cached: list[dict], full: list[dict]):
+    """Largest |cached - full| over PMI scores and over the session term's
+    per-token log-probabilities (the neutral term enters the scores only)."""
+    score_diff = token_diff = 0.0
+    for messages, scores, reference in zip(prompts, cached, full, strict=False):
+        items = sorted(reference)
+        lps, _ = scorer.session_logprobs(messages, items)
+        for item, lp in zip(items, lps, strict=True):
+            ref_lp, ref_neutral = reference[item]
+            pmi = float(ref_lp.sum()) - float(ref_neutral.sum())
+            score_diff = max(score_diff, abs(scores[item] - pmi))
+            token_diff = max(token_diff, float((lp - ref_lp).abs().max()))
+    return score_diff, token_diff
 
 
 def time_lora(llm, ds, rows: np.ndarray, args) -> dict:
@@ -183,55 +202,56 @@ def main() -> None:
     load_seconds = time.perf_counter() - started
     log.info("loaded seconds=%.1f threads=%d", load_seconds, torch.get_num_threads())
 
-    rows = rng.choice(
-        len(ds.train), args.n_sessions + args.lora_examples, replace=False
-    )
-    bench_rows, lora_rows = rows[: args.n_sessions], rows[args.n_sessions :]
-    prompts = prompts_of(ds, bench_rows)
-    cands = candidate_sets(ds, bench_rows, args.candidates, args.seed)
-    n_full = args.full_sessions if args.full_sessions is not None else args.n_sessions
-
-    scorer = TitleScorer(llm, ds.titles, batch_size=args.batch_size)
-    cached_s, cached_scores = time_cached(scorer, prompts, cands)
-    log.info("cached sessions=%d seconds=%.1f", len(prompts), cached_s)
-    full_s, full_scores = time_full(llm, scorer, prompts[:n_full], cands[:n_full])
-    log.info("full sessions=%d seconds=%.1f", n_full, full_s)
-    diff = max(
-        abs(a[i] - b[i])
-        for a, b in zip(cached_scores, full_scores, strict=False)
-        for i in b
-    )
-    lora_stats = time_lora(llm, ds, lora_rows, args)
-
-    summary = {
-        "threads": torch.get_num_threads(),
-        "load_seconds": load_seconds,
-        "sessions": args.n_sessions,
-        "candidates": args.candidates,
-        "cached_seconds_per_session": cached_s / len(prompts),
-        "cached_sessions_per_second": len(prompts) / cached_s,
-        "full_sessions": n_full,
-        "full_seconds_per_session": full_s / max(n_full, 1),
-        "speedup_cached_over_full": (full_s / max(n_full, 1))
-        / (cached_s / len(prompts)),
-        "max_abs_score_difference": diff,
-        "lora_examples_per_second": lora_stats["examples_per_second"],
-        "lora": lora_stats,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-    }
+    summary = {"threads": torch.get_num_threads(), "load_seconds": load_seconds}
+    summary |= measure_speed(llm, ds, args, rng)
+    summary |= {"torch": torch.__version__, "machine": platform.machine()}
     if args.probe:
         summary["probe"] = run_probe(llm, ds, args, rng)
     print(json.dumps(summary, indent=2))
     print(
         f"cached: {summary['cached_sessions_per_second']:.3f} sessions/s, "
         f"full: {1 / summary['full_seconds_per_session']:.3f} sessions/s, "
-        f"ratio {summary['speedup_cached_over_full']:.1f}x, "
-        f"max |score diff| {diff:.2e}, "
+        f"ratio {summary['speedup_cached_over_full']:.1f}x, max |score diff| "
+        f"{summary['max_abs_score_difference']:.2e} (per token "
+        f"{summary['max_abs_token_logprob_difference']:.2e}), "
         f"lora {summary['lora_examples_per_second']:.2f} examples/s"
     )
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def measure_speed(llm, ds, args, rng) -> dict:
+    """Cached vs full-sequence ranking, their differences, and LoRA speed."""
+    rows = rng.choice(
+        len(ds.train), args.n_sessions + args.lora_examples, replace=False
+    )
+    bench_rows, lora_rows = rows[: args.n_sessions], rows[args.n_sessions :]
+    prompts = prompts_of(ds, bench_rows)
+    cands = candidate_sets(ds, bench_rows, args.candidates, args.seed)
+    n_full = min(args.full_sessions or args.n_sessions, args.n_sessions)
+
+    scorer = TitleScorer(llm, ds.titles, batch_size=args.batch_size)
+    cached_s, cached_scores = time_cached(scorer, prompts, cands)
+    log.info("cached sessions=%d seconds=%.1f", len(prompts), cached_s)
+    full_s, full_scores = time_full(llm, scorer, prompts[:n_full], cands[:n_full])
+    log.info("full sessions=%d seconds=%.1f", n_full, full_s)
+    diff, token_diff = differences(scorer, prompts, cached_scores, full_scores)
+    lora_stats = time_lora(llm, ds, lora_rows, args)
+
+    cached_per, full_per = cached_s / len(prompts), full_s / n_full
+    return {
+        "sessions": args.n_sessions,
+        "candidates": args.candidates,
+        "cached_seconds_per_session": cached_per,
+        "cached_sessions_per_second": 1 / cached_per,
+        "full_sessions": n_full,
+        "full_seconds_per_session": full_per,
+        "speedup_cached_over_full": full_per / cached_per,
+        "max_abs_score_difference": diff,
+        "max_abs_token_logprob_difference": token_diff,
+        "lora_examples_per_second": lora_stats["examples_per_second"],
+        "lora": lora_stats,
+    }
 
 
 if __name__ == "__main__":

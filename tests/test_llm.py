@@ -49,8 +49,13 @@ TITLES = [
 SESSION = [0, 10, 12]  # animated films
 
 
+# one intra-op thread: on the shared 2-core machine two threads contending
+# with other processes made these tests 10x slower (conftest explains)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
 @pytest.fixture(scope="module")
-def llm():
+def llm(torch_single_thread):
     return load_llm()
 
 
@@ -160,10 +165,8 @@ def test_lora_on_the_real_model_reloads_identically(llm, tmp_path):
 
 
 @pytest.mark.slow
-def test_teacher_on_real_ml_train_sessions(llm):
-    from alkd.data import load_dataset
-
-    ds = load_dataset("ML")
+def test_teacher_on_real_ml_train_sessions(llm, ml):
+    ds = ml
     sids = [int(s) for s in ds.train.session_ids[:3]]
     row = {int(s): r for r, s in enumerate(ds.train.session_ids)}
     truth = {s: int(ds.train.labels[row[s]]) for s in sids}

@@ -23,6 +23,8 @@ from alkd.llm.prompts import neutral_messages, next_title_messages
 from alkd.teachers.base import Answer, Teacher
 from alkd.teachers.llm import LocalLLMTeacher
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 EOS = 256
 TITLES = [
     "Alien",
@@ -222,6 +224,17 @@ def test_cached_equals_brute_force_for_every_batch_size():
             assert float(lp.sum()) == pytest.approx(
                 brute_logprob(model, PROMPT, cont), abs=1e-4
             )
+
+
+def test_cached_equals_full_in_float64_to_rounding():
+    # in float64 any gap beyond rounding would be a masking or position bug
+    model = tiny_model(seed=2).double()
+    state = scoring.encode_prompt(model, PROMPT)
+    cached = scoring.cached_logprobs(model, state, CONTS, batch_size=3)
+    full = scoring.full_logprobs(model, PROMPT, CONTS)
+    for a, b in zip(cached, full, strict=True):
+        assert a.dtype == torch.float64
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
 
 
 def test_full_reference_matches_cached_per_token():

@@ -54,6 +54,12 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    # at least float32: bf16 logits on CUDA lose the small differences PMI needs
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return torch.log_softmax(logits.to(dtype), dim=-1)
+
+
 @torch.no_grad()
 def encode_prompt(model: Any, prompt_ids: Sequence[int]) -> PromptState:
     """Run the prompt once and keep its key/value cache."""
@@ -62,7 +68,7 @@ def encode_prompt(model: Any, prompt_ids: Sequence[int]) -> PromptState:
     input_ids = torch.tensor([list(prompt_ids)], device=_device(model))
     out = model(input_ids=input_ids, use_cache=True)
     kv = [(layer.keys, layer.values) for layer in out.cache.layers]
-    next_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,)
+    next_logprobs = _log_softmax(out.logits[0, -1])  # (V,)
     return PromptState(len(prompt_ids), kv, next_logprobs)
 
 
@@ -124,7 +130,7 @@ def _batch_logprobs(
         cache=cache,
         use_cache=True,
     )
-    logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # (B, W, V)
+    logprobs = _log_softmax(out.logits)  # (B, W, V)
     rows = []
     for row, cont in enumerate(batch):
         targets = torch.tensor(cont[1:], device=device)  # (T_i - 1,)
@@ -154,8 +160,8 @@ def full_logprobs(
     result = []
     for cont in continuations:
         ids = torch.tensor([list(prompt_ids) + list(cont)], device=device)
-        logits = model(input_ids=ids, use_cache=False).logits[0].float()  # (P+T, V)
-        logprobs = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
+        logits = model(input_ids=ids, use_cache=False).logits[0]  # (P+T, V)
+        logprobs = _log_softmax(logits[len(prompt_ids) - 1 : -1])
         targets = torch.tensor(list(cont), device=device)
         result.append(logprobs.gather(1, targets[:, None])[:, 0])
     return result
