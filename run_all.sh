@@ -35,7 +35,11 @@ source scripts/data_root.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
 # the smoke profile never touches the committed results
-if [ "$profile" = smoke ]; then results=${ALKD_RESULTS:-runs/smoke/results}; else results=${ALKD_RESULTS:-results}; fi
+if [ "$profile" = smoke ]; then
+  results=${ALKD_RESULTS:-runs/smoke/results}
+else
+  results=${ALKD_RESULTS:-results}
+fi
 work=${ALKD_WORK:-runs}
 mkdir -p "$results/notebooks"
 
@@ -45,7 +49,8 @@ notebooks=(data table1_backbones table2_ablation table1_main figures)
 for name in "${notebooks[@]}"; do
   src=notebooks/$name.ipynb
   out=$results/notebooks/$name.ipynb
-  if [ "$force" = 0 ] && .venv/bin/python -m alkd.runstate current "$out" "$src" "$profile" "$results"; then
+  state=(.venv/bin/python -m alkd.runstate)
+  if [ "$force" = 0 ] && "${state[@]}" current "$out" "$src" "$profile" "$results"; then
     echo "run_all: $name is current, skipped"
     continue
   fi
@@ -55,7 +60,7 @@ for name in "${notebooks[@]}"; do
     -p profile "$profile" -p results_dir "$results" -p work_dir "$work" \
     -p device "$device" -p data_dir "$ALKD_DATA"
   mv "$tmp" "$out"
-  .venv/bin/python -m alkd.runstate mark "$out" "$src" "$profile" "$results"
+  "${state[@]}" mark "$out" "$src" "$profile" "$results"
 done
 .venv/bin/python -m alkd.results_readme "$results" "$profile"
 echo "run_all: done (profile $profile, results in $results)"
