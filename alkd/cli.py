@@ -134,7 +134,10 @@ def cmd_cells(args) -> int:
     )
     for table in args.tables:
         cells = [
-            c for c in listing[table]() if zlib.crc32(c.key.encode()) % count == index
+            c
+            for c in listing[table]()
+            if zlib.crc32(c.key.encode()) % count == index
+            and (not args.datasets or c.dataset in args.datasets)
         ]
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()

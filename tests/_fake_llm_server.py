@@ -113,11 +113,19 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             server.enter()
+            self._counted = True
             try:
                 self._answer()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client timed out and left
             finally:
+                self._leave()
+
+        def _leave(self) -> None:
+            # leave before the reply goes out: once the client has its answer
+            # it may start the next request before this thread runs on
+            if self._counted:
+                self._counted = False
                 server.leave()
 
         def _answer(self) -> None:
@@ -154,6 +162,7 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            self._leave()
             self.wfile.write(data)
 
     def _completion(sid: int, candidates: list[int]) -> dict[str, Any]:
