@@ -128,3 +128,39 @@ def test_train_smoke_budget_prints_test_metrics(data_root, tmp_path, capsys):
     assert 0 < result["test"]["recall@10"] < 1
     assert result["best_iter"] in (20, 40)
     assert list((tmp_path / "models" / "ML").glob("stamp-d10-seed0-*.pt"))
+
+
+def test_cells_command_filters_datasets_and_partitions_shards(monkeypatch, tmp_path):
+    import alkd.experiments
+
+    seen: dict[str, list[str]] = {}
+
+    def fake_run_cell(cell, ctx):
+        seen.setdefault(shard, []).append(cell.key)
+        assert cell.dataset == "ML"
+
+    monkeypatch.setattr(alkd.experiments, "run_cell", fake_run_cell)
+    for shard in ("0/2", "1/2"):
+        code = main(
+            [
+                "cells",
+                "--profile",
+                "smoke",
+                "--tables",
+                "table2",
+                "--datasets",
+                "ML",
+                "--shard",
+                shard,
+                "--results",
+                str(tmp_path),
+            ]
+        )
+        assert code == 0
+    both = seen["0/2"] + seen["1/2"]
+    assert len(both) == len(set(both)) > 0  # disjoint shards
+    from alkd import ablation
+    from alkd.experiments import get_profile
+
+    want = {c.key for c in ablation.table2_cells(get_profile("smoke"), datasets=["ML"])}
+    assert set(both) == want
