@@ -269,8 +269,18 @@ def test_numbering_on_a_hand_sized_release(tmp_path):
     assert [len(p) for p in parts] == [1, 1, 1]  # int(1.8) = 1, int(2.4) = 2
 
 
-def test_load_dataset_drops_unknown_ids_and_check_sessions_flags_them():
-    """``load_dataset`` has no strict mode; ``check_sessions`` is the check."""
+def test_strict_loading_refuses_unknown_ids_and_names_the_file(tmp_path):
+    titles = "itemID,title\na,A\nb,B\nc,C\n"
+    frame = release_frame([["a", "b"], ["zz", "c"]], ["c", "a"])
+    write_release_folder(tmp_path, frame, titles)
+    lenient = load_dataset("ML", tmp_path)  # the authors' rule: drop them
+    assert lenient.n_sessions == 2
+    with pytest.raises(DataError, match=r"ML\.pkl: row 1 refers to 1 item id"):
+        load_dataset("ML", tmp_path, strict=True)
+
+
+def test_check_sessions_flags_unknown_ids():
+    """``check_sessions`` guards splits built outside the release loader."""
     good = Split(np.array([0, 1]), [[0, 1], [2]], np.array([2, 0]))
     check_sessions(good, 3, "good")
     outside = Split(np.array([0, 7]), [[0, 1], [2, 3]], np.array([2, 0]))
