@@ -61,10 +61,10 @@ GRIDS = {
 }
 
 
-def _cell(profile: Profile, strategy: str, seed: int, **kw):
+def _cell(profile: Profile, strategy: str, seed: int, backbone: str = "fpmc", **kw):
     return distill_cell(
         "ML",
-        "fpmc",
+        backbone,
         strategy,
         seed,
         rec_seed=profile.rec_seed,
@@ -80,53 +80,69 @@ def _frame(records, **labels) -> pd.DataFrame:
     )
 
 
-def figure2a(profile: Profile, ctx: Context, grid: FigureGrid) -> pd.DataFrame:
+def figure2a(
+    profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
+) -> pd.DataFrame:
     """ndcg@10 vs student dimension: the plain student and ALKDRec."""
     frames = []
     for dim in grid.dims:
         for seed in profile.distill_seeds[:1]:
             rec_seed = seed if profile.rec_seed is None else profile.rec_seed
             student = run_cells(
-                [recommender_cell("ML", "fpmc", dim, rec_seed, profile.train)], ctx
+                [recommender_cell("ML", backbone, dim, rec_seed, profile.train)], ctx
             )
             frames.append(_frame(student, dim=dim, method="Student"))
-            cells = [_cell(profile, "alkdrec", seed, student_dim=dim)]
+            cells = [
+                _cell(profile, "alkdrec", seed, backbone=backbone, student_dim=dim)
+            ]
             frames.append(_frame(run_cells(cells, ctx), dim=dim, method="ALKDRec"))
     return pd.concat(frames, ignore_index=True)
 
 
-def figure2b(profile: Profile, ctx: Context, grid: FigureGrid) -> pd.DataFrame:
+def figure2b(
+    profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
+) -> pd.DataFrame:
     frames = []
     for c in grid.correct_rates:
         ratios = (c / 6, 5 * c / 6, 1 - c)
         for strategy, name in (("alkdrec", "ALKDRec"), ("rad-bc", "RAD-BC")):
             cells = [
-                _cell(profile, strategy, s, ratios=ratios)
+                _cell(profile, strategy, s, backbone=backbone, ratios=ratios)
                 for s in profile.distill_seeds[:1]
             ]
             frames.append(_frame(run_cells(cells, ctx), correct_rate=c, method=name))
     return pd.concat(frames, ignore_index=True)
 
 
-def figure3(profile: Profile, ctx: Context, grid: FigureGrid) -> pd.DataFrame:
+def figure3(
+    profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
+) -> pd.DataFrame:
     frames = []
     for ef in grid.effective:
         for si in grid.similar:
             if ef + si >= 1:
                 continue
             cells = [
-                _cell(profile, "alkdrec", s, ratios=(ef, si, 1 - ef - si))
+                _cell(
+                    profile,
+                    "alkdrec",
+                    s,
+                    backbone=backbone,
+                    ratios=(ef, si, 1 - ef - si),
+                )
                 for s in profile.distill_seeds[:1]
             ]
             frames.append(_frame(run_cells(cells, ctx), effective=ef, similar=si))
     return pd.concat(frames, ignore_index=True)
 
 
-def figure4(profile: Profile, ctx: Context, grid: FigureGrid) -> pd.DataFrame:
+def figure4(
+    profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
+) -> pd.DataFrame:
     frames = []
     for budget in grid.budgets:
         cells = [
-            _cell(profile, "alkdrec", s, budget=budget)
+            _cell(profile, "alkdrec", s, backbone=backbone, budget=budget)
             for s in profile.distill_seeds[:1]
         ]
         frames.append(_frame(run_cells(cells, ctx), budget=budget))

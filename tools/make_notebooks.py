@@ -60,6 +60,8 @@ def notebook(title: str, purpose: str, params: str, body: list[tuple[str, str]])
     cells += [p, new_code_cell(CONTEXT)]
     for heading, code in body:
         cells += [new_markdown_cell(heading), new_code_cell(code)]
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes nothing
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -145,28 +147,28 @@ NOTEBOOKS = {
         "Figure 2b's x axis is the rate c of correct LLM answers both policies are "
         "told to expect: ALKDRec splits it 1:5 into effective and similar "
         "(ratios c/6 : 5c/6 : 1 - c), RAD-BC takes it as its correct fraction.",
-        "",
+        'backbone = "fpmc"  # the paper\'s figures use FPMC; any of fpmc, stamp, attmix',
         [
             ("## 1. Grids of this profile",
              "from alkd import figures\n\ngrid = figures.GRIDS[profile]\ngrid"),
             ("## 2. Figure 2a: student latent dimension",
-             "f2a = figures.figure2a(prof, ctx, grid)\n"
+             "f2a = figures.figure2a(prof, ctx, grid, backbone)\n"
              'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", "Figure 2a")\n'
              'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
              "f2a"),
             ("## 3. Figure 2b: rate of correct LLM answers",
-             "f2b = figures.figure2b(prof, ctx, grid)\n"
+             "f2b = figures.figure2b(prof, ctx, grid, backbone)\n"
              'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
              '"Figure 2b")\n'
              'figures.save_figure(fig, f"{results_dir}/figures/figure2b_correct_rate.png")'
              "\nf2b"),
             ("## 4. Figure 3: effective and similar ratios",
-             "f3 = figures.figure3(prof, ctx, grid)\n"
+             "f3 = figures.figure3(prof, ctx, grid, backbone)\n"
              'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
              'figures.save_figure(fig, f"{results_dir}/figures/figure3_ratios.png")\n'
              "f3"),
             ("## 5. Figure 4: number of distilled sessions |B|",
-             "f4 = figures.figure4(prof, ctx, grid)\n"
+             "f4 = figures.figure4(prof, ctx, grid, backbone)\n"
              'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
              '"Figure 4")\n'
              'figures.save_figure(fig, f"{results_dir}/figures/figure4_budget.png")\n'
