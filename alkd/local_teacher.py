@@ -23,7 +23,7 @@ import numpy as np
 from alkd.data import SessionDataset
 from alkd.models import SessionRecommender
 from alkd.teachers.base import TeacherBase
-from alkd.teachers.recommender import top_items
+from alkd.teachers.recommender import candidate_sets, top_items
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,9 @@ def train_candidates(
     model: SessionRecommender, ds: SessionDataset, kappa: int, include_label: bool
 ) -> dict[int, list[int]]:
     """``C_s`` for every train session, in ``T_rec``'s order."""
-    tops = top_items(model, ds.train.sessions, kappa)
-    out = {}
-    for sid, top, label in zip(ds.train.session_ids, tops, ds.train.labels):
-        cands = top.tolist()
-        if include_label and label not in cands:
-            cands[-1] = int(label)
-        out[int(sid)] = cands
-    return out
+    return candidate_sets(
+        model, ds, ds.train.session_ids, kappa=kappa, include_label=include_label
+    )
 
 
 def dataset_hints(
