@@ -45,7 +45,7 @@ mkdir -p "$results/notebooks"
 
 .venv/bin/python -m alkd stats
 
-notebooks=(data table1_backbones table2_ablation table1_main figures)
+notebooks=(data table1_backbones table2_ablation table1_main teacher_quality figures efficiency)
 for name in "${notebooks[@]}"; do
   src=notebooks/$name.ipynb
   out=$results/notebooks/$name.ipynb

@@ -111,7 +111,17 @@ def make_teacher(kind: str, ds, teacher_model, ctx: Context):
             device=ctx.device,
             progress=ctx.progress,
         )
-    raise ValueError(f"unknown teacher {kind!r}; choose recorded or local")
+    if kind == "api":
+        from alkd.local_teacher import build_api_teacher
+
+        return build_api_teacher(
+            ds,
+            teacher_model,
+            results_dir=ctx.results_dir,
+            work_dir=ctx.work_dir,
+            progress=ctx.progress,
+        )
+    raise ValueError(f"unknown teacher {kind!r}; choose recorded, local or api")
 
 
 def choose_sessions(cfg: dict, ds, pool: np.ndarray, df: np.ndarray) -> np.ndarray:

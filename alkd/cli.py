@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="|B| (default: 500, 750 for FPMC on Games)",
     )
-    p.add_argument("--teacher", default="recorded", help="recorded | local | api")
+    p.add_argument(
+        "--teacher", default="recorded", choices=["recorded", "local", "api"]
+    )
     p.add_argument(
         "--drawing", default="algorithm1", choices=["algorithm1", "recompute"]
     )

@@ -59,6 +59,12 @@ class Profile:
         "alkdrec-exact",
         "authors:alkdrec",
     )
+    # the LLM whose title vectors feed DLLM2Rec's embedding distillation;
+    # None: DLLM2Rec distills rankings only (RD)
+    title_llm: str | None = "smollm2-135m"
+    # the local LLM teacher: sessions in the teacher-quality table, LoRA options
+    quality_sessions: int = 300
+    lora_options: dict = field(default_factory=dict)
 
 
 _SMOKE_TRAIN = TrainConfig(max_iters=40, eval_every=20, patience=1)
@@ -73,6 +79,9 @@ PROFILES = {
         distill_train=_SMOKE_TRAIN,
         rec_seed=0,
         strategies=("tr", "random", "alkdrec"),
+        title_llm=None,  # embedding every title costs minutes; unit-tested instead
+        quality_sessions=8,
+        lora_options={"n_sessions": 16},
     ),
     # the paper's settings with one seed for the recommenders; the
     # distillation tables use three seeds over the seed-0 recommenders
@@ -173,6 +182,23 @@ def run_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
     todo = sum(not ctx.cell_path(c).is_file() for c in cells)
     log.info("cells total=%d missing=%d", len(cells), todo)
     return [run_cell(c, ctx) for c in cells]
+
+
+def stored_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
+    """The records of the cells already stored, computing none.
+
+    For reading a long profile while it is still being computed; the
+    missing cells are logged, and tables built from this say how many
+    seeds each value has (``n_seeds``).
+    """
+    cells = list(cells)
+    paths = [ctx.cell_path(c) for c in cells]
+    found = [json.loads(p.read_text()) for p in paths if p.is_file()]
+    if len(found) < len(cells):
+        log.warning(
+            "cells stored=%d of %d; the rest are left out", len(found), len(cells)
+        )
+    return found
 
 
 def provenance() -> dict:

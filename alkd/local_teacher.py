@@ -36,7 +36,7 @@ class LocalTeacherConfig:
     score: str = "pmi"  # calibrated likelihood; "mean_logprob" for the raw one
     kappa: int = 50  # |C_s| (METHOD.md 4.3)
     include_label: bool = False  # put the true next item into C_s (train only)
-    n_hint_cases: int = 8  # L cases for the summarising prompt
+    n_hint_cases: int = 3  # L cases; 8 made SmolLM2-135M loop (prompt_smr)
     lora: bool = True
     lora_options: dict = field(default_factory=dict)  # alkd.llm.lora.LoraTuning
 
@@ -97,6 +97,49 @@ def dataset_hints(
     return text
 
 
+def prepare_llm(
+    ds: SessionDataset,
+    model: SessionRecommender,
+    config: LocalTeacherConfig,
+    *,
+    results_dir: Path,
+    work_dir: Path,
+    device: str = "auto",
+    progress: bool = True,
+):
+    """The teacher's LLM (LoRA-tuned if ``config.lora``) and its hints.
+
+    LoRA tunes on a seeded subset of the train sessions
+    (:func:`alkd.llm.lora.selected_rows` says which), prompt -> next title.
+    """
+    from alkd.llm.loading import load_llm
+    from alkd.llm.lora import LoraTuning, build_examples, tune_or_load
+    from alkd.llm.prompts import DOMAINS
+
+    llm = load_llm(config.llm, device)
+    hints = dataset_hints(llm, ds, model, results_dir, config.n_hint_cases)
+    if not config.lora:
+        return llm, hints
+    examples = build_examples(
+        ds.titles,
+        ds.train.sessions,
+        ds.train.labels,
+        hints=hints,
+        domain=DOMAINS[ds.name],
+    )
+    options = LoraTuning(**config.lora_options)
+    # one folder per option set, so profiles do not retrain each other's adapter
+    tag = hashlib.sha256(repr(options).encode()).hexdigest()[:8]
+    tuned = tune_or_load(
+        llm,
+        examples,
+        options,
+        Path(work_dir) / "adapters" / f"{ds.name}-{tag}",
+        progress=progress,
+    )
+    return tuned, hints
+
+
 def build_local_teacher(
     ds: SessionDataset,
     model: SessionRecommender,
@@ -111,31 +154,19 @@ def build_local_teacher(
 
     Returns ``(teacher, pool)``; the pool is every train session.
     """
-    from alkd.llm.loading import load_llm
-    from alkd.llm.lora import LoraTuning, build_examples, tune_or_load
     from alkd.llm.prompts import DOMAINS
     from alkd.store import AnswerStore, StoredTeacher
     from alkd.teachers.llm import LocalLLMTeacher
 
-    llm = load_llm(config.llm, device)
-    hints = dataset_hints(llm, ds, model, results_dir, config.n_hint_cases)
-    if config.lora:
-        options = LoraTuning(**config.lora_options)
-        examples = build_examples(
-            ds.titles,
-            ds.train.sessions,
-            ds.train.labels,
-            hints=hints,
-            domain=DOMAINS[ds.name],
-        )
-        llm = tune_or_load(
-            llm,
-            examples,
-            options,
-            Path(work_dir) / "adapters" / ds.name,
-            progress=progress,
-        )
-
+    llm, hints = prepare_llm(
+        ds,
+        model,
+        config,
+        results_dir=results_dir,
+        work_dir=work_dir,
+        device=device,
+        progress=progress,
+    )
     cands = train_candidates(model, ds, config.kappa, config.include_label)
     sessions = dict(zip(ds.train.session_ids.tolist(), ds.train.sessions))
     inner = LocalLLMTeacher(
@@ -153,6 +184,77 @@ def build_local_teacher(
     for p in model.state_dict().values():
         source.update(p.detach().cpu().numpy().tobytes())
     teacher = _Keyed(inner, f"cands:{model.name}:{source.hexdigest()[:12]}")
+    store = AnswerStore(Path(work_dir) / "answers.sqlite")
+    stored = StoredTeacher(store, ds.name, teacher, progress=progress)
+    return stored, ds.train.session_ids.copy()
+
+
+API_ENV = {
+    "base_url": "ALKD_API_BASE",  # e.g. http://127.0.0.1:8000/v1 for vLLM
+    "model": "ALKD_API_MODEL",
+    "api_key_env": "ALKD_API_KEY_ENV",  # the *name* of the key's variable
+}
+
+
+def api_config_from_env(prompt_version: str):
+    """An :class:`ApiConfig` from ``ALKD_API_*`` variables (defaults: OpenAI).
+
+    ``ALKD_API_KEY_ENV`` names the variable that holds the key (default
+    ``OPENAI_API_KEY``; the empty string sends none, for a local server);
+    the key itself is read from there by the client and never stored.
+    """
+    import os
+
+    from alkd.teachers.api import ApiConfig
+
+    values: dict = {"prompt_version": prompt_version}
+    for name, variable in API_ENV.items():
+        if variable in os.environ:
+            values[name] = os.environ[variable] or None
+    return ApiConfig.from_dict(values)
+
+
+def build_api_teacher(
+    ds: SessionDataset,
+    model: SessionRecommender,
+    *,
+    results_dir: Path,
+    work_dir: Path,
+    kappa: int = 50,
+    include_label: bool = False,
+    progress: bool = True,
+):
+    """An OpenAI-compatible chat model as the teacher, behind the answer store.
+
+    The prompt is the paper's list-of-ids format (hints, the session's
+    titles, ``C_s`` as ``id: title`` lines). Hints are the dataset's hints
+    file, which must exist (the local teacher writes one; a user may write
+    their own). Returns ``(teacher, pool)``; the pool is every train session.
+    """
+    from alkd.llm.prompts import (
+        DOMAINS,
+        hints_fingerprint,
+        id_list_messages,
+        load_hints,
+    )
+    from alkd.store import AnswerStore, StoredTeacher
+    from alkd.teachers.api import ApiTeacher
+
+    hints = load_hints(Path(results_dir) / "hints" / f"{ds.name}.txt")
+    cands = train_candidates(model, ds, kappa, include_label)
+    sessions = dict(zip(ds.train.session_ids.tolist(), ds.train.sessions))
+    domain = DOMAINS[ds.name]
+
+    def prompt(session_id: int):
+        shown = [(i, ds.titles[i]) for i in cands[session_id]]
+        titles = [ds.titles[i] for i in sessions[session_id]]
+        return id_list_messages(hints, titles, shown, domain=domain), cands[session_id]
+
+    source = hashlib.sha256(f"{kappa}|{include_label}".encode())
+    for p in model.state_dict().values():
+        source.update(p.detach().cpu().numpy().tobytes())
+    version = f"id-list-v1|{hints_fingerprint(hints)}|{source.hexdigest()[:12]}"
+    teacher = ApiTeacher(api_config_from_env(version), prompt)
     store = AnswerStore(Path(work_dir) / "answers.sqlite")
     stored = StoredTeacher(store, ds.name, teacher, progress=progress)
     return stored, ds.train.session_ids.copy()

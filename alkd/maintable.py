@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from alkd.experiments import (
     long_table,
     run_cells,
     runner,
+    stored_cells,
 )
 from alkd.metrics import METRICS, ttest_ind
 from alkd.selection import select
@@ -46,7 +48,10 @@ def baseline_cell(
     train: TrainConfig,
     teacher: str = "recorded",
     options: dict | None = None,
+    title_llm: str | None = None,
 ) -> Cell:
+    """One KD baseline run; DLLM2Rec's ED uses ``title_llm``'s title vectors
+    (``None``: RD only)."""
     config = {
         "backbone": backbone,
         "method": method,
@@ -56,7 +61,11 @@ def baseline_cell(
         "options": options or {},
     }
     if method == "dllm2rec":
-        config |= {"teacher": teacher, "budget": paper_budget(dataset, backbone)}
+        config |= {
+            "teacher": teacher,
+            "budget": paper_budget(dataset, backbone),
+            "title_llm": title_llm,
+        }
     return Cell("baseline", dataset, config)
 
 
@@ -80,6 +89,12 @@ def _run_baseline(cell: Cell, ctx: Context) -> dict:
         chosen = select("random", pool, cfg["budget"], cfg["seed"])
         rankings = llm.rank(chosen)
 
+    options = dict(cfg["options"])
+    if cfg.get("title_llm"):
+        options["item_title_embeddings"] = dataset_title_embeddings(
+            cfg["title_llm"], ds, ctx
+        )
+
     result = train_baseline(
         cfg["method"],
         ds,
@@ -88,7 +103,7 @@ def _run_baseline(cell: Cell, ctx: Context) -> dict:
         llm_rankings=rankings,
         seed=cfg["seed"],
         config=train,
-        options=cfg["options"] or None,
+        options=options or None,
         device=ctx.device,
         progress=ctx.progress,
     )
@@ -99,6 +114,16 @@ def _run_baseline(cell: Cell, ctx: Context) -> dict:
         "fit": asdict(result.fit),
         "extras": extras,
     }
+
+
+def dataset_title_embeddings(spec: str, ds, ctx: Context) -> np.ndarray:
+    """The LLM's title vectors of ``ds``'s items, cached under the work dir."""
+    from alkd.llm.embeddings import cached_title_embeddings
+
+    folder = Path(ctx.work_dir) / "title_embeddings"
+    return cached_title_embeddings(
+        spec, ds.titles, folder, ds.name, device=ctx.device, progress=ctx.progress
+    )
 
 
 def _jsonable(value) -> bool:
@@ -127,6 +152,7 @@ def main_cells(
                             rec_seed=profile.rec_seed,
                             train=profile.train,
                             teacher=teacher,
+                            title_llm=profile.title_llm,
                         )
                     )
     return cells
@@ -140,15 +166,21 @@ def table1_main(
     methods=None,
     seeds=None,
     teacher: str = "recorded",
+    compute: bool = True,
 ) -> pd.DataFrame:
-    """Every row of Table 1 as a long table (method, seed, metric, value)."""
+    """Every row of Table 1 as a long table (method, seed, metric, value).
+
+    ``compute=False`` reads only the cells already stored (a table of a run
+    still in progress; ``n_seeds`` then tells how complete each value is).
+    """
     select_ = {"datasets": datasets, "backbones": backbones}
     seeds = seeds or profile.distill_seeds
-    base = run_cells(
+    fetch = run_cells if compute else stored_cells
+    base = fetch(
         main_cells(profile, methods=methods, seeds=seeds, teacher=teacher, **select_),
         ctx,
     )
-    ours = run_cells(
+    ours = fetch(
         table2_cells(
             profile,
             strategies=("alkdrec", "alkdrec-exact"),
@@ -159,7 +191,7 @@ def table1_main(
         ctx,
     )
     rec_seeds = seeds if profile.rec_seed is None else (profile.rec_seed,)
-    recs = run_cells(backbone_cells(profile, seeds=rec_seeds, **select_), ctx)
+    recs = fetch(backbone_cells(profile, seeds=rec_seeds, **select_), ctx)
 
     def labels(rec):
         cfg = rec["config"]

@@ -408,3 +408,20 @@ def test_parse_ranking_matches_a_brute_force_reference() -> None:
         parsed = parse_ranking(text, candidates)
         assert parsed.ranking == expected
         assert parsed.n_parsed == len(tokens)
+
+
+def test_api_config_from_environment(monkeypatch):
+    from alkd.local_teacher import api_config_from_env
+
+    monkeypatch.setenv("ALKD_API_BASE", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ALKD_API_MODEL", "local-model")
+    monkeypatch.setenv("ALKD_API_KEY_ENV", "")  # a local server needs no key
+    config = api_config_from_env("v1")
+    assert config.base_url == "http://127.0.0.1:9/v1"
+    assert config.model == "local-model" and config.api_key_env is None
+
+    monkeypatch.delenv("ALKD_API_BASE")
+    monkeypatch.delenv("ALKD_API_KEY_ENV")
+    default = api_config_from_env("v1")
+    assert default.base_url.startswith("https://api.openai.com")
+    assert default.api_key_env == "OPENAI_API_KEY"

@@ -184,3 +184,43 @@ def test_teacher_on_real_ml_train_sessions(llm, ml):
         ranking = answers[sid].ranking
         assert len(ranking) == len(set(ranking)) == 25
         assert set(ranking) <= set(candidates[sid])
+
+
+def test_title_embeddings_ignore_batching_and_pad_empty_titles(llm):
+    from alkd.llm.embeddings import title_embeddings
+
+    titles = TITLES + [""]
+    one = title_embeddings(llm, titles, batch_size=1, progress=False)
+    many = title_embeddings(llm, titles, batch_size=5, progress=False)
+    assert one.shape == (len(titles), llm.model.config.hidden_size)
+    assert abs(one - many).max() < 1e-3  # padding changes nothing
+    assert not one[-1].any() and (abs(one[:-1]).sum(1) > 0).all()
+    # a sequel sits nearer its original than an unrelated film does
+    unit = one[:-1] / ((one[:-1] ** 2).sum(1, keepdims=True) ** 0.5)
+    sim = unit @ unit.T
+    assert sim[0, 1] > sim[0, 11]
+
+
+def test_title_embedding_cache_is_keyed_by_titles(llm, tmp_path, monkeypatch):
+    from alkd.llm import embeddings
+
+    calls = []
+    real = embeddings.title_embeddings
+
+    def counted(model, titles, **kw):
+        calls.append(len(titles))
+        return real(model, titles, **kw)
+
+    monkeypatch.setattr(embeddings, "title_embeddings", counted)
+    monkeypatch.setattr("alkd.llm.loading.load_llm", lambda spec, device: llm)
+    first = embeddings.cached_title_embeddings(
+        "smollm2-135m", TITLES[:4], tmp_path, "toy", progress=False
+    )
+    again = embeddings.cached_title_embeddings(
+        "smollm2-135m", TITLES[:4], tmp_path, "toy", progress=False
+    )
+    other = embeddings.cached_title_embeddings(
+        "smollm2-135m", TITLES[:5], tmp_path, "toy", progress=False
+    )
+    assert calls == [4, 5]  # the second call read the cache
+    assert (first == again).all() and other.shape[0] == 5

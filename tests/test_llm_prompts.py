@@ -81,3 +81,53 @@ def test_hints_fingerprint_ignores_surrounding_space_only():
     assert prompts.hints_fingerprint(" a \n") == prompts.hints_fingerprint("a")
     assert prompts.hints_fingerprint(None) == prompts.hints_fingerprint("")
     assert prompts.hints_fingerprint("a") != prompts.hints_fingerprint("b")
+
+
+class _StubTokenizer:
+    pad_token_id = 0
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return " ".join(m["content"] for m in messages)
+
+    def __call__(self, text, add_special_tokens):
+        return {"input_ids": [1] * 5}
+
+    def decode(self, ids, skip_special_tokens):
+        return "".join(self.words.get(i, "?") for i in ids)
+
+
+class _StubModel:
+    """Returns the prompt followed by a fixed continuation."""
+
+    def __init__(self, continuation):
+        self.continuation = continuation
+        self.kwargs = {}
+
+    def generate(self, input_ids, **kwargs):
+        import torch
+
+        self.kwargs = kwargs
+        tail = torch.tensor([self.continuation])
+        return torch.cat([input_ids, tail], dim=1)
+
+
+def _stub_llm(continuation, words):
+    from types import SimpleNamespace
+
+    import torch
+
+    tok = _StubTokenizer()
+    tok.words = words
+    return SimpleNamespace(
+        tokenizer=tok, model=_StubModel(continuation), device=torch.device("cpu")
+    )
+
+
+def test_hints_generation_blocks_loops_and_drops_garbage():
+    cases = [HintCase(["Alien"], ["Aliens"])]
+    looping = _stub_llm([7] * 12, {7: "\ufffd"})
+    assert prompts.generate_hints(looping, cases) == ""
+    assert looping.model.kwargs["no_repeat_ngram_size"] == 4
+
+    fine = _stub_llm([2, 3], {2: "1. Sequels ", 3: "follow originals."})
+    assert prompts.generate_hints(fine, cases) == "1. Sequels follow originals."

@@ -80,6 +80,17 @@ def test_papermill_parameters_keep_their_types(path):
             },
         ),
         ("dataset_stats.csv", {"sessions", "items", "interactions"}),
+        (
+            "teacher_quality.csv",
+            {"dataset", "teacher", "score", "candidates", "hit@5", "ndcg@25"},
+        ),
+        (
+            "efficiency_llm_cost.csv",
+            {"teacher", "seconds_per_call", "minutes_selected", "minutes_all"},
+        ),
+        ("efficiency_params.csv", {"student_params", "teacher_params"}),
+        ("efficiency_latency.csv", {"role", "ms_per_session_batched"}),
+        ("table1_main.csv", {"dataset", "backbone", "method", "metric", "mean"}),
     ],
 )
 def test_smoke_tables_have_their_columns(name, columns):

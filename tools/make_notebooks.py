@@ -192,15 +192,18 @@ NOTEBOOKS = {
         'backbones = ["fpmc", "stamp", "attmix"]\n'
         "methods = None  # None: all six KD baselines\n"
         "seeds = None  # None: the profile's distillation seeds\n"
-        'teacher = "recorded"',
+        'teacher = "recorded"\n'
+        "compute = True  # False: only the cells already stored (a run in progress)",
         [
             ("## 1. Compute (or reuse) the cells",
              "from alkd import maintable\n\n"
              "table = maintable.table1_main(prof, ctx, datasets=datasets, "
              "backbones=backbones,\n"
              "                              methods=methods, seeds=seeds, "
-             "teacher=teacher)\n"
-             "table.head()"),
+             "teacher=teacher,\n"
+             "                              compute=compute)\n"
+             "(table.groupby([\"dataset\", \"backbone\", \"method\"]).seed.nunique()\n"
+             " .unstack(0).rename_axis(columns=\"seeds per dataset\"))"),
             ("## 2. Table 1 beside the paper",
              "side = report.table1_vs_paper(table)\n"
              'side.pivot_table(index=["dataset", "backbone", "method"], '
@@ -218,6 +221,60 @@ NOTEBOOKS = {
              '"metric"]),\n'
              '                f"{results_dir}/table1_main{suffix}.csv")\n'
              'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")'),
+        ],
+    ),
+    "teacher_quality": notebook(
+        "Teacher quality: how well each teacher ranks the next item",
+        "On the same train sessions (those with a recorded GPT-4-turbo answer, minus "
+        "the sessions LoRA tunes on), every teacher returns 25 of the session's "
+        "candidates (the FPMC teacher recommender's top 50, as they are or with the "
+        "true item forced in); hit@1/5/10/25 and ndcg@25 of the true next item. "
+        "The recommender was trained on these sessions, so its own order is an "
+        "optimistic reference, not a fair competitor.",
+        'datasets = ["ML", "Games"]\n'
+        "n_sessions = None  # None: the profile's count (300 in quick and paper)",
+        [
+            ("## 1. Compute (or reuse) the cells",
+             "from alkd import teacher_quality as tq\n\n"
+             "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
+             "n_sessions=n_sessions)\n"
+             "quality.round(4)"),
+            ("## 2. hit@5 by teacher",
+             "wide = quality.pivot_table(index=[\"teacher\", \"score\", "
+             "\"candidates\"],\n"
+             "                           columns=\"dataset\", values=\"hit@5\")\n"
+             "wide.round(4)"),
+            ("## 3. Is the local teacher at least as good as GPT-4-turbo at hit@5?",
+             "print(tq.verdict(quality))"),
+            ("## 4. Record the results",
+             'report.save_csv(quality, f"{results_dir}/teacher_quality.csv")'),
+        ],
+    ),
+    "efficiency": notebook(
+        "Efficiency: LLM cost of |B| sessions vs all, model sizes, latency",
+        "The local teacher's measured cost per answer (ranking only, from the "
+        "teacher-quality cells) scaled to |B| and to every train session, beside "
+        "the paper's GPT-4-turbo figures on Games (about 44 vs 1,782 minutes); "
+        "Student vs Teacher parameter counts and scoring latency on this machine.",
+        'datasets = ["ML", "Games"]\n'
+        'backbones = ["fpmc", "stamp", "attmix"]',
+        [
+            ("## 1. LLM cost per answer, for |B| and for all train sessions",
+             "from alkd import efficiency\nfrom alkd import teacher_quality as tq\n\n"
+             "quality = tq.teacher_quality(prof, ctx, datasets=datasets)\n"
+             "cost = efficiency.llm_cost(quality, ctx)\n"
+             "print('paper:', efficiency.PAPER_COST)\n"
+             "cost.round(3)"),
+            ("## 2. Student and Teacher sizes",
+             "params = efficiency.parameter_counts(ctx, datasets, backbones)\n"
+             "params"),
+            ("## 3. Scoring latency (full catalogue)",
+             "latency = efficiency.inference_latency(prof, ctx, datasets, backbones)\n"
+             "latency.round(3)"),
+            ("## 4. Record the results",
+             'report.save_csv(cost, f"{results_dir}/efficiency_llm_cost.csv")\n'
+             'report.save_csv(params, f"{results_dir}/efficiency_params.csv")\n'
+             'report.save_csv(latency, f"{results_dir}/efficiency_latency.csv")'),
         ],
     ),
 }

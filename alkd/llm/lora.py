@@ -125,11 +125,15 @@ def select_examples(
     examples: Sequence[LoraExample], options: LoraTuning
 ) -> list[LoraExample]:
     """At most ``n_sessions`` examples: a seeded subset kept in input order."""
-    if len(examples) <= options.n_sessions:
-        return list(examples)
+    return [examples[i] for i in selected_rows(len(examples), options)]
+
+
+def selected_rows(n_examples: int, options: LoraTuning) -> np.ndarray:
+    """Rows of the examples LoRA tunes on (sorted); evaluations hold them out."""
+    if n_examples <= options.n_sessions:
+        return np.arange(n_examples)
     rng = np.random.default_rng(options.seed)
-    keep = np.sort(rng.choice(len(examples), options.n_sessions, replace=False))
-    return [examples[i] for i in keep]
+    return np.sort(rng.choice(n_examples, options.n_sessions, replace=False))
 
 
 def encode_example(tokenizer: Any, example: LoraExample) -> tuple[list[int], list[int]]:
