@@ -138,6 +138,7 @@ def cmd_cells(args) -> int:
             for c in listing[table]()
             if zlib.crc32(c.key.encode()) % count == index
             and (not args.datasets or c.dataset in args.datasets)
+            and (not args.backbones or c.config.get("backbone") in args.backbones)
         ]
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default="0/1", help="i/n: the i-th of n shards")
     p.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)
     p.add_argument("--reverse", action="store_true", help="last cell first")
+    p.add_argument(
+        "--backbones", nargs="+", choices=["fpmc", "stamp", "attmix"], default=None
+    )
     p.set_defaults(func=cmd_cells)
     return parser
 

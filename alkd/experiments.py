@@ -174,7 +174,9 @@ def run_cell(cell: Cell, ctx: Context) -> dict:
     }
     atomic_write_json(path, record)
     log.info("cell done key=%s seconds=%.1f", cell.key, record["seconds"])
-    return record
+    # hand back what a resumed run would read (JSON sorts the keys), so that
+    # tables come out in the same row order whether cells were computed or read
+    return json.loads(path.read_text())
 
 
 def run_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:

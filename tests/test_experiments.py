@@ -77,6 +77,23 @@ def test_second_run_reads_the_stored_cell(tmp_path, counting_runner):
     assert len(counting_runner) == 2  # only the missing cell ran
 
 
+def test_computed_and_stored_records_list_metrics_in_the_same_order(
+    tmp_path, monkeypatch
+):
+    """Tables iterate the metrics dict: a resumed run must see the same order."""
+
+    def unsorted(cell, ctx):
+        return {"metrics": {"recall@5": 0.1, "ndcg@5": 0.2, "recall@10": 0.3}}
+
+    monkeypatch.setitem(RUNNERS, "unsorted", unsorted)
+    ctx = Context(results_dir=tmp_path)
+    cell = Cell("unsorted", "ML", {})
+    computed = run_cell(cell, ctx)
+    read_back = run_cell(cell, ctx)
+    assert list(computed["metrics"]) == list(read_back["metrics"])
+    assert list(computed) == list(read_back)
+
+
 def test_a_failing_runner_stores_nothing(tmp_path, monkeypatch):
     def broken(cell, ctx):
         raise RuntimeError("boom")
