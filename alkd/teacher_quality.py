@@ -30,7 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alkd.data import SessionDataset
-from alkd.experiments import Cell, Context, Profile, run_cells, runner
+from alkd.experiments import Cell, Context, Profile, run_cells, runner, stored_cells
 from alkd.local_teacher import LocalTeacherConfig, prepare_llm
 from alkd.teachers.recommender import candidate_sets
 from alkd.train import TrainConfig, train_or_load
@@ -233,15 +233,21 @@ def quality_cells(
 
 
 def teacher_quality(
-    profile: Profile, ctx: Context, datasets=None, n_sessions: int | None = None
+    profile: Profile,
+    ctx: Context,
+    datasets=None,
+    n_sessions: int | None = None,
+    compute: bool = True,
 ) -> pd.DataFrame:
     """One row per (dataset, teacher, score, candidate set).
 
     ``answer_seconds_per_session`` is the LLM's ranking time alone (what an
     answer costs); ``cell_seconds_per_session`` also spreads loading, hints
-    and LoRA tuning over the sessions.
+    and LoRA tuning over the sessions. ``compute=False`` reads only the
+    cells already stored.
     """
-    records = run_cells(quality_cells(profile, datasets, n_sessions), ctx)
+    fetch = run_cells if compute else stored_cells
+    records = fetch(quality_cells(profile, datasets, n_sessions), ctx)
     frames = []
     for rec in records:
         frame = pd.DataFrame(rec["rows"])

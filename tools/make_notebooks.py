@@ -232,12 +232,14 @@ NOTEBOOKS = {
         "The recommender was trained on these sessions, so its own order is an "
         "optimistic reference, not a fair competitor.",
         'datasets = ["ML", "Games"]\n'
-        "n_sessions = None  # None: the profile's count (300 in quick and paper)",
+        "n_sessions = None  # None: the profile's count (300 in quick and paper)\n"
+        "compute = True  # False: only the cells already stored (a run in progress)",
         [
             ("## 1. Compute (or reuse) the cells",
              "from alkd import teacher_quality as tq\n\n"
              "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
-             "n_sessions=n_sessions)\n"
+             "n_sessions=n_sessions,\n"
+             "                             compute=compute)\n"
              "quality.round(4)"),
             ("## 2. hit@5 by teacher",
              "wide = quality.pivot_table(index=[\"teacher\", \"score\", "
@@ -257,11 +259,13 @@ NOTEBOOKS = {
         "the paper's GPT-4-turbo figures on Games (about 44 vs 1,782 minutes); "
         "Student vs Teacher parameter counts and scoring latency on this machine.",
         'datasets = ["ML", "Games"]\n'
-        'backbones = ["fpmc", "stamp", "attmix"]',
+        'backbones = ["fpmc", "stamp", "attmix"]\n'
+        "compute = True  # False: only the teacher-quality cells already stored",
         [
             ("## 1. LLM cost per answer, for |B| and for all train sessions",
              "from alkd import efficiency\nfrom alkd import teacher_quality as tq\n\n"
-             "quality = tq.teacher_quality(prof, ctx, datasets=datasets)\n"
+             "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
+             "compute=compute)\n"
              "cost = efficiency.llm_cost(quality, ctx)\n"
              "print('paper:', efficiency.PAPER_COST)\n"
              "cost.round(3)"),
