@@ -112,7 +112,7 @@ def make_teacher(kind: str, ds, teacher_model, ctx: Context):
             progress=ctx.progress,
         )
     if kind == "api":
-        from alkd.local_teacher import build_api_teacher
+        from alkd.remote_teacher import build_api_teacher
 
         return build_api_teacher(
             ds,

@@ -411,7 +411,7 @@ def test_parse_ranking_matches_a_brute_force_reference() -> None:
 
 
 def test_api_config_from_environment(monkeypatch):
-    from alkd.local_teacher import api_config_from_env
+    from alkd.remote_teacher import api_config_from_env
 
     monkeypatch.setenv("ALKD_API_BASE", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("ALKD_API_MODEL", "local-model")
