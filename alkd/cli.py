@@ -139,6 +139,7 @@ def cmd_cells(args) -> int:
             if zlib.crc32(c.key.encode()) % count == index
             and (not args.datasets or c.dataset in args.datasets)
             and (not args.backbones or c.config.get("backbone") in args.backbones)
+            and (not args.methods or c.config.get("method") in args.methods)
         ]
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backbones", nargs="+", choices=["fpmc", "stamp", "attmix"], default=None
     )
+    p.add_argument("--methods", nargs="+", default=None, help="KD baselines only")
     p.set_defaults(func=cmd_cells)
     return parser
 
