@@ -130,6 +130,14 @@ def table1_summary(frame: pd.DataFrame) -> list[str]:
             )
             + "."
         )
+    six = {"DE", "FTD", "HTD", "unKD", "DSL", "DLLM2Rec"}
+    for (d, b), part in kd.groupby(["dataset", "backbone"]):
+        absent = sorted(six - set(part["method"]))
+        if absent:
+            lines.append(
+                f"- {d}/{b}: no cells yet for {', '.join(absent)} (the best "
+                "baseline there is the best of the others)."
+            )
     missing = {
         (d, b) for d in frame["dataset"].unique() for b in ("fpmc", "stamp", "attmix")
     } - set(zip(kd["dataset"], kd["backbone"]))

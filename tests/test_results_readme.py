@@ -40,6 +40,7 @@ def test_table1_statements_count_wins_stars_and_thin_rows(tmp_path):
     assert "significantly (Welch t-test over seeds, p < 0.05) in 1 " in text
     assert "ML/fpmc/DE (1)" in text and "ML/stamp/DE (1)" in text
     assert "no KD-baseline cells yet for ML/attmix" in text
+    assert "ML/fpmc: no cells yet for DLLM2Rec, FTD, HTD, unKD" in text
 
 
 def test_teacher_quality_verdict_compares_forced_sets(tmp_path):
