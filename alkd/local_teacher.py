@@ -61,6 +61,18 @@ def train_candidates(
     )
 
 
+def candidate_source(model: SessionRecommender, settings: str) -> str:
+    """Short hash of what ``C_s`` depends on: ``T_rec``'s weights and settings.
+
+    Teachers put it in their fingerprint, so answers to candidates from
+    another recommender are never read back from the store.
+    """
+    source = hashlib.sha256(settings.encode())
+    for p in model.state_dict().values():
+        source.update(p.detach().cpu().numpy().tobytes())
+    return source.hexdigest()[:12]
+
+
 def dataset_hints(
     llm,
     ds: SessionDataset,
@@ -179,11 +191,8 @@ def build_local_teacher(
         progress=progress,
         domain=DOMAINS[ds.name],
     )
-    # the answers depend on the candidate source: T_rec's weights and kappa
-    source = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
-    for p in model.state_dict().values():
-        source.update(p.detach().cpu().numpy().tobytes())
-    teacher = _Keyed(inner, f"cands:{model.name}:{source.hexdigest()[:12]}")
+    source = candidate_source(model, repr(sorted(asdict(config).items())))
+    teacher = _Keyed(inner, f"cands:{model.name}:{source}")
     store = AnswerStore(Path(work_dir) / "answers.sqlite")
     stored = StoredTeacher(store, ds.name, teacher, progress=progress)
     return stored, ds.train.session_ids.copy()

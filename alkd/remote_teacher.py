@@ -8,11 +8,10 @@ sets and puts it behind the answer store, like the local teacher
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from alkd.data import SessionDataset
-from alkd.local_teacher import train_candidates
+from alkd.local_teacher import candidate_source, train_candidates
 from alkd.models import SessionRecommender
 
 API_ENV = {
@@ -76,10 +75,8 @@ def build_api_teacher(
         titles = [ds.titles[i] for i in sessions[session_id]]
         return id_list_messages(hints, titles, shown, domain=domain), cands[session_id]
 
-    source = hashlib.sha256(f"{kappa}|{include_label}".encode())
-    for p in model.state_dict().values():
-        source.update(p.detach().cpu().numpy().tobytes())
-    version = f"id-list-v1|{hints_fingerprint(hints)}|{source.hexdigest()[:12]}"
+    source = candidate_source(model, f"{kappa}|{include_label}")
+    version = f"id-list-v1|{hints_fingerprint(hints)}|{source}"
     teacher = ApiTeacher(api_config_from_env(version), prompt)
     store = AnswerStore(Path(work_dir) / "answers.sqlite")
     stored = StoredTeacher(store, ds.name, teacher, progress=progress)
