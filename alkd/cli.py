@@ -113,15 +113,10 @@ def cmd_cells(args) -> int:
     """Compute a profile's cells, optionally one shard of them (parallel runs)."""
     import zlib
 
-    from alkd import ablation, maintable
+    from alkd import ablation, maintable, tuning
     from alkd.experiments import Context, backbone_cells, get_profile, run_cell
 
     profile = get_profile(args.profile)
-    listing = {
-        "backbones": lambda: backbone_cells(profile),
-        "table2": lambda: ablation.table2_cells(profile),
-        "table1": lambda: maintable.main_cells(profile),
-    }
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
         raise ValueError(f"--shard {args.shard}: want i/n with 0 <= i < n")
@@ -132,6 +127,19 @@ def cmd_cells(args) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+
+    def table1_cells():
+        # the settings chosen so far; a method whose grid is incomplete
+        # runs its defaults (run --tables tuning first to avoid that)
+        grid = tuning.tuning_table(profile, ctx, compute=False)
+        return maintable.main_cells(profile, tuned=tuning.best_options(grid))
+
+    listing = {
+        "backbones": lambda: backbone_cells(profile),
+        "table2": lambda: ablation.table2_cells(profile),
+        "tuning": lambda: [cell for _, _, cell in tuning.tuning_cells(profile)],
+        "table1": table1_cells,
+    }
     for table in args.tables:
         cells = [
             c
@@ -262,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tables",
         nargs="+",
-        default=["backbones", "table2", "table1"],
-        choices=["backbones", "table2", "table1"],
+        default=["backbones", "table2", "tuning", "table1"],
+        choices=["backbones", "table2", "tuning", "table1"],
     )
     p.add_argument("--shard", default="0/1", help="i/n: the i-th of n shards")
     p.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)

@@ -65,6 +65,9 @@ class Profile:
     # the local LLM teacher: sessions in the teacher-quality table, LoRA options
     quality_sessions: int = 300
     lora_options: dict = field(default_factory=dict)
+    # KD baselines tuned on validation before Table 1 (alkd.tuning);
+    # None: every method that has a grid
+    tuning_methods: tuple[str, ...] | None = None
 
 
 _SMOKE_TRAIN = TrainConfig(max_iters=40, eval_every=20, patience=1)
@@ -82,6 +85,7 @@ PROFILES = {
         title_llm=None,  # embedding every title costs minutes; unit-tested instead
         quality_sessions=8,
         lora_options={"n_sessions": 16},
+        tuning_methods=("ftd",),  # one grid exercises the path
     ),
     # the paper's settings with one seed for the recommenders; the
     # distillation tables use three seeds over the seed-0 recommenders

@@ -137,7 +137,11 @@ def main_cells(
     methods=None,
     seeds=None,
     teacher: str = "recorded",
+    tuned: dict[str, dict] | None = None,
 ) -> list[Cell]:
+    """The KD baseline cells; ``tuned`` maps a method to its option
+    overrides chosen on validation (``alkd.tuning``; absent: defaults)."""
+    tuned = tuned or {}
     cells = []
     for ds in datasets or profile.datasets:
         for bb in backbones or profile.backbones:
@@ -152,6 +156,7 @@ def main_cells(
                             rec_seed=profile.rec_seed,
                             train=profile.train,
                             teacher=teacher,
+                            options=tuned.get(method),
                             title_llm=profile.title_llm,
                         )
                     )
@@ -172,14 +177,18 @@ def table1_main(
 
     ``compute=False`` reads only the cells already stored (a table of a run
     still in progress; ``n_seeds`` then tells how complete each value is).
+    The baselines run with the settings ``alkd.tuning`` chose on validation.
     """
+    from alkd.tuning import best_options, tuning_table
+
     select_ = {"datasets": datasets, "backbones": backbones}
     seeds = seeds or profile.distill_seeds
     fetch = run_cells if compute else stored_cells
-    base = fetch(
-        main_cells(profile, methods=methods, seeds=seeds, teacher=teacher, **select_),
-        ctx,
+    tuned = best_options(tuning_table(profile, ctx, compute=compute))
+    base_cells = main_cells(
+        profile, methods=methods, seeds=seeds, teacher=teacher, tuned=tuned, **select_
     )
+    base = fetch(base_cells, ctx)
     ours = fetch(
         table2_cells(
             profile,

@@ -91,6 +91,7 @@ def test_papermill_parameters_keep_their_types(path):
         ("efficiency_params.csv", {"student_params", "teacher_params"}),
         ("efficiency_latency.csv", {"role", "ms_per_session_batched"}),
         ("table1_main.csv", {"dataset", "backbone", "method", "metric", "mean"}),
+        ("table1_tuning.csv", {"method", "options", "valid_recall@10", "best"}),
     ],
 )
 def test_smoke_tables_have_their_columns(name, columns):
@@ -99,6 +100,15 @@ def test_smoke_tables_have_their_columns(name, columns):
     assert len(frame) > 0
     if "value" in frame:
         assert frame["value"].between(0, 1).all()
+
+
+@needs_smoke
+def test_smoke_tuning_chose_one_setting_per_complete_grid():
+    grid = pd.read_csv(Path(SMOKE) / "table1_tuning.csv")
+    assert set(grid["method"]) == {"ftd"} and len(grid) == 3
+    assert grid["best"].sum() == 1
+    best = grid.loc[grid["best"], "valid_recall@10"].iloc[0]
+    assert best == grid["valid_recall@10"].max()
 
 
 @needs_smoke

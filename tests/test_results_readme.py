@@ -72,3 +72,18 @@ def test_teacher_quality_verdict_compares_forced_sets(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "teacher_quality.csv", index=False)
     text = results_readme.build(tmp_path, "quick")
     assert "hit@5 0.120 vs GPT-4-turbo 0.150: worse" in text
+
+
+def test_tuning_section_names_the_chosen_and_the_open_grids(tmp_path):
+    rows = [
+        {"method": "ftd", "options": "kd_weight=0.0001", "best": False},
+        {"method": "ftd", "options": "kd_weight=0.001", "best": True},
+        {"method": "htd", "options": "kd_weight=0.001", "best": False},
+    ]
+    for row in rows:
+        row |= {"dataset": "ML", "backbone": "fpmc", "seed": 0}
+        row |= {"valid_recall@10": 0.1, "valid_ndcg@10": 0.05, "test_recall@10": 0.1}
+    pd.DataFrame(rows).to_csv(tmp_path / "table1_tuning.csv", index=False)
+    text = results_readme.build(tmp_path, "quick")
+    assert "- Chosen: ftd: kd_weight=0.001." in text
+    assert "Grid incomplete for htd: Table 1 runs its defaults." in text
