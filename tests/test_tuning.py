@@ -30,7 +30,7 @@ def test_default_entries_are_dropped_from_overrides():
 
 
 def test_the_default_setting_is_the_table1_cell():
-    table1 = {c.key for c in main_cells(QUICK, datasets=["ML"], backbones=["fpmc"])}
+    table1 = {c.key for c in main_cells(QUICK, backbones=["fpmc"])}
     for method in tuned_methods():
         entries = [e for e in tuning_cells(QUICK) if e[0] == method]
         assert len(entries) == len(tuning_grid(method))
@@ -69,6 +69,16 @@ def test_best_is_chosen_on_validation_not_test(ctx):
     assert list(best.method) == ["ftd"]
     assert best.iloc[0].key == ftd[0][2].key
     assert best_options(table) == {"ftd": ftd[0][1]}
+
+
+def test_a_tie_goes_to_the_default_setting(ctx):
+    htd = [e for e in tuning_cells(QUICK) if e[0] == "htd"]
+    assert htd[0][1] != {}  # the default is not first, so order cannot decide
+    for _, _, cell in htd:
+        _store(ctx, cell, valid_recall=0.25, test_recall=0.1)
+
+    table = tuning_table(QUICK, ctx, compute=False)
+    assert best_options(table) == {"htd": {}}
 
 
 def test_an_incomplete_grid_chooses_nothing(ctx):
