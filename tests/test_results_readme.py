@@ -87,3 +87,23 @@ def test_tuning_section_names_the_chosen_and_the_open_grids(tmp_path):
     text = results_readme.build(tmp_path, "quick")
     assert "- Chosen: ftd: kd_weight=0.001." in text
     assert "Grid incomplete for htd: Table 1 runs its defaults." in text
+
+
+def test_local_table2_section_says_what_it_covers(tmp_path):
+    rows = [
+        {
+            "dataset": "ML",
+            "backbone": "fpmc",
+            "strategy": s,
+            "metric": "recall@10",
+            "mean": 0.01,
+            "std": 0.0,
+            "n_seeds": n,
+            "paper": 0.02,
+        }
+        for s, n in [("alkdrec", 1), ("random", 3)]
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "table2_ablation_local.csv", index=False)
+    text = results_readme.build(tmp_path, "quick")
+    assert "## Table 2 with the local LLM teacher" in text
+    assert "Cells computed (seeds): ML/fpmc/alkdrec (1), ML/fpmc/random (3)." in text
