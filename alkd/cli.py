@@ -151,10 +151,31 @@ def cmd_cells(args) -> int:
         ]
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()
+        if args.missing:
+            print_missing(table, cells, ctx)
+            continue
         log.info("cells table=%s shard=%s count=%d", table, args.shard, len(cells))
         for cell in cells:
             run_cell(cell, ctx)
     return 0
+
+
+def print_missing(table: str, cells, ctx) -> None:
+    """One line per (dataset, backbone, method or strategy) with cells to compute."""
+    from collections import Counter
+
+    missing = [c for c in cells if not ctx.cell_path(c).is_file()]
+    print(f"{table}: {len(missing)} of {len(cells)} cells missing")
+    groups = Counter(
+        (
+            c.dataset,
+            c.config.get("backbone", "-"),
+            c.config.get("method") or c.config.get("strategy") or f"d{c.config['dim']}",
+        )
+        for c in missing
+    )
+    for (dataset, backbone, what), n in sorted(groups.items()):
+        print(f"  {dataset} {backbone} {what}: {n}")
 
 
 def cmd_teach(args) -> int:
@@ -280,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbones", nargs="+", choices=["fpmc", "stamp", "attmix"], default=None
     )
     p.add_argument("--methods", nargs="+", default=None, help="KD baselines only")
+    p.add_argument(
+        "--missing", action="store_true", help="list the cells left; compute none"
+    )
     p.set_defaults(func=cmd_cells)
     return parser
 

@@ -164,3 +164,30 @@ def test_cells_command_filters_datasets_and_partitions_shards(monkeypatch, tmp_p
 
     want = {c.key for c in ablation.table2_cells(get_profile("smoke"), datasets=["ML"])}
     assert set(both) == want
+
+
+def test_cells_missing_lists_what_is_left_and_computes_nothing(
+    monkeypatch, tmp_path, capsys
+):
+    import alkd.experiments
+    from alkd import ablation
+    from alkd.experiments import Context, get_profile
+
+    def refuse(cell, ctx):
+        raise AssertionError("--missing must not compute")
+
+    monkeypatch.setattr(alkd.experiments, "run_cell", refuse)
+    cells = ablation.table2_cells(get_profile("smoke"), datasets=["ML"])
+    stored = Context(results_dir=tmp_path).cell_path(cells[0])
+    stored.parent.mkdir(parents=True)
+    stored.write_text("{}")
+
+    argv = ["cells", "--missing", "--profile", "smoke", "--tables", "table2"]
+    assert main(argv + ["--datasets", "ML", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"table2: {len(cells) - 1} of {len(cells)} cells missing" in out
+    lines = out.splitlines()
+    # smoke has one seed, so every (backbone, strategy) group holds one cell
+    for i, cell in enumerate(cells):
+        label = f"  ML {cell.config['backbone']} {cell.config['strategy']}: 1"
+        assert (label in lines) == (i > 0)
