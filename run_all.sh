@@ -2,10 +2,13 @@
 # The main job: regenerate the paper's tables and figures as executed
 # notebooks, CSV files and plots.
 #
-#   bash run_all.sh                   # profile quick (one seed)
+#   bash run_all.sh                   # profile quick (seed-0 recommenders)
 #   bash run_all.sh --profile paper   # five seeds, the paper's grids
 #   bash run_all.sh --profile smoke   # minutes; what CI runs
 #   bash run_all.sh --force           # re-execute notebooks even if current
+#   bash run_all.sh --local-teacher   # also Table 2 on ML with the offline
+#                                     # SmolLM2 teacher (about 3 s an answer
+#                                     # on one CPU core: many hours)
 #
 # Every number is an experiment cell stored under <results>/cells/, so a
 # killed run resumes where it stopped and a rerun computes nothing.
@@ -14,6 +17,7 @@ cd "$(dirname "$0")"
 
 profile=quick
 force=0
+local_teacher=0
 device=auto
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,7 +25,8 @@ while [ $# -gt 0 ]; do
     --profile=*) profile=${1#*=}; shift ;;
     --device) device=$2; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --local-teacher) local_teacher=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,22 +50,34 @@ mkdir -p "$results/notebooks"
 
 .venv/bin/python -m alkd stats
 
-notebooks=(data table1_backbones table2_ablation table1_main teacher_quality figures efficiency)
-for name in "${notebooks[@]}"; do
-  src=notebooks/$name.ipynb
-  out=$results/notebooks/$name.ipynb
-  state=(.venv/bin/python -m alkd.runstate)
+# name of the executed notebook, its source in notebooks/, extra parameters
+run_notebook() {
+  local name=$1 src=notebooks/$2.ipynb
+  shift 2
+  local out=$results/notebooks/$name.ipynb
+  local state=(.venv/bin/python -m alkd.runstate)
   if [ "$force" = 0 ] && "${state[@]}" current "$out" "$src" "$profile" "$results"; then
     echo "run_all: $name is current, skipped"
-    continue
+    return
   fi
   echo "run_all: executing $name (profile $profile)"
-  tmp=$results/notebooks/.$name.running.ipynb
+  local tmp=$results/notebooks/.$name.running.ipynb
   .venv/bin/papermill -k python3 --cwd . "$src" "$tmp" \
     -p profile "$profile" -p results_dir "$results" -p work_dir "$work" \
-    -p device "$device" -p data_dir "$ALKD_DATA"
+    -p device "$device" -p data_dir "$ALKD_DATA" "$@"
   mv "$tmp" "$out"
   "${state[@]}" mark "$out" "$src" "$profile" "$results"
+}
+
+notebooks=(data table1_backbones table2_ablation table1_main teacher_quality figures efficiency)
+for name in "${notebooks[@]}"; do
+  run_notebook "$name" "$name"
 done
+if [ "$local_teacher" = 1 ]; then
+  # issue 4's table: ML, every backbone and seed, the local teacher's pool
+  # is every train session; answers are kept in runs/answers.sqlite
+  run_notebook table2_ablation_local table2_ablation -p teacher local \
+    -y "datasets: [ML]"
+fi
 .venv/bin/python -m alkd.results_readme "$results" "$profile"
 echo "run_all: done (profile $profile, results in $results)"

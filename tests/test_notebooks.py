@@ -128,3 +128,25 @@ def test_smoke_notebooks_were_executed_without_errors():
         nb = nbformat.read(path, as_version=4)
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"], path
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--bogus"], "unknown argument --bogus"),
+        (["--local-teacher", "--profile", "huge"], "unknown profile 'huge'"),
+    ],
+)
+def test_run_all_refuses_bad_arguments_before_any_work(argv, message, tmp_path):
+    # --local-teacher is accepted, so the bad profile is what stops the run
+    import subprocess
+
+    run = subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), *argv],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "ALKD_RESULTS": str(tmp_path / "r")},
+    )
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert not (tmp_path / "r").exists()
