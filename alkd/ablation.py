@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from alkd.distill import DistillConfig, distill
-from alkd.experiments import Cell, Context, Profile, long_table, run_cells, runner
+from alkd.experiments import (
+    Cell,
+    Context,
+    Profile,
+    long_table,
+    run_cells,
+    runner,
+    stored_cells,
+)
 from alkd.selection import difficulty, read_base_file, select
 from alkd.teachers.recommender import RecommenderTeacher, top_items
 from alkd.train import TrainConfig, evaluate, train_or_load
@@ -248,10 +256,15 @@ def table2_cells(
 
 
 def table2(
-    profile: Profile, ctx: Context, **select
+    profile: Profile, ctx: Context, compute: bool = True, **select
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Test metrics (long) and per-selection diagnostics of the distillation cells."""
-    records = run_cells(table2_cells(profile, **select), ctx)
+    """Test metrics (long) and per-selection diagnostics of the distillation cells.
+
+    ``compute=False`` reads only the cells already stored (``n_seeds`` in the
+    table then says how complete each value is).
+    """
+    fetch = run_cells if compute else stored_cells
+    records = fetch(table2_cells(profile, **select), ctx)
 
     def labels(rec):
         cfg = rec["config"]

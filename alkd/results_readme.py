@@ -128,7 +128,9 @@ def table1_summary(frame: pd.DataFrame) -> list[str]:
     if len(thin):
         groups = thin.drop_duplicates(["dataset", "backbone", "method"])
         lines.append(
-            f"- {len(groups)} KD-baseline rows have fewer than 3 seeds stored "
+            f"- {len(groups)} KD-baseline "
+            + ("row has" if len(groups) == 1 else "rows have")
+            + " fewer than 3 seeds stored "
             "(the run is still in progress): "
             + ", ".join(
                 f"{r.dataset}/{r.backbone}/{r.method} ({r.n_seeds})"
