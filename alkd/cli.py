@@ -131,8 +131,8 @@ def cmd_cells(args) -> int:
     def table1_cells():
         # the settings chosen so far; a method whose grid is incomplete
         # runs its defaults (run --tables tuning first to avoid that)
-        grid = tuning.tuning_table(profile, ctx, compute=False)
-        return maintable.main_cells(profile, tuned=tuning.best_options(grid))
+        tuned = tuning.chosen_options(profile, ctx, compute=False)
+        return maintable.main_cells(profile, tuned=tuned)
 
     listing = {
         "backbones": lambda: backbone_cells(profile),

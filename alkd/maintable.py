@@ -179,12 +179,12 @@ def table1_main(
     still in progress; ``n_seeds`` then tells how complete each value is).
     The baselines run with the settings ``alkd.tuning`` chose on validation.
     """
-    from alkd.tuning import best_options, tuning_table
+    from alkd.tuning import chosen_options
 
     select_ = {"datasets": datasets, "backbones": backbones}
     seeds = seeds or profile.distill_seeds
     fetch = run_cells if compute else stored_cells
-    tuned = best_options(tuning_table(profile, ctx, compute=compute))
+    tuned = chosen_options(profile, ctx, compute=compute)
     base_cells = main_cells(
         profile, methods=methods, seeds=seeds, teacher=teacher, tuned=tuned, **select_
     )

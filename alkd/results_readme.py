@@ -138,7 +138,9 @@ def table1_summary(frame: pd.DataFrame) -> list[str]:
             )
             + "."
         )
-    six = {"DE", "FTD", "HTD", "unKD", "DSL", "DLLM2Rec"}
+    from alkd.maintable import KD_BASELINES
+
+    six = set(KD_BASELINES)
     for (d, b), part in kd.groupby(["dataset", "backbone"]):
         absent = sorted(six - set(part["method"]))
         if absent:

@@ -131,6 +131,13 @@ def best_options(table: pd.DataFrame) -> dict[str, dict]:
     return {row.method: dict(row.overrides) for row in best.itertuples()}
 
 
+def chosen_options(
+    profile: Profile, ctx: Context, compute: bool = True
+) -> dict[str, dict]:
+    """Method -> overrides chosen so far; ``compute=False`` trains nothing."""
+    return best_options(tuning_table(profile, ctx, compute=compute))
+
+
 def _options_label(method: str, overrides: dict) -> str:
     opts = asdict(make_options(method, overrides))
     keys = sorted(tuning_grid(method)[0])
