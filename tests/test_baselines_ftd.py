@@ -80,3 +80,22 @@ def test_smoke_ftd():
     assert result.model.dim == 10 and result.model.name == "attmix"
     expected = sum(p.numel() for p in build_model("attmix", N_ITEMS, 10).parameters())
     assert sum(p.numel() for p in result.model.parameters()) == expected
+
+
+def _dense_ftd(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The definition: the (n, n) cosine matrices, differenced and squared."""
+    return (cosine_matrix(t).detach() - cosine_matrix(s)).pow(2).sum()
+
+
+@pytest.mark.parametrize("n", [1, 7, 300])
+def test_gram_form_equals_the_dense_definition(n):
+    torch.manual_seed(n)
+    s = torch.randn(n, 10, requires_grad=True)
+    t = torch.randn(n, 100)
+    t[0] = 0.0  # a zero row has cosine 0 with everything in both forms
+    fast, dense = full_topology_loss(s, t), _dense_ftd(s, t)
+    assert fast.item() == pytest.approx(dense.item(), rel=1e-5, abs=1e-5)
+
+    (g_fast,) = torch.autograd.grad(fast, s)
+    (g_dense,) = torch.autograd.grad(_dense_ftd(s, t), s)
+    assert torch.allclose(g_fast, g_dense, rtol=1e-4, atol=1e-5)

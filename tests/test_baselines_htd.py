@@ -13,6 +13,7 @@ from alkd.baselines import train_baseline
 from alkd.baselines.common import ExpertMixture
 from alkd.baselines.htd import htd_loss
 from alkd.baselines.topology import (
+    cosine_matrix,
     entity_topology_loss,
     group_topology_loss,
     hierarchical_topology_loss,
@@ -112,3 +113,23 @@ def test_smoke_htd():
     assert result.model.dim == 10 and result.model.name == "stamp"
     expected = sum(p.numel() for p in build_model("stamp", N_ITEMS, 10).parameters())
     assert sum(p.numel() for p in result.model.parameters()) == expected
+
+
+def _dense_entity_loss(s, t, groups):
+    """The reference code's form: all pairs, masked by group and C_T > 0."""
+    c_t = cosine_matrix(t).detach()
+    keep = (c_t * (groups[:, None] == groups[None, :])) > 0
+    return ((cosine_matrix(s) - c_t).pow(2) * keep).sum()
+
+
+def test_blockwise_entity_loss_equals_the_dense_definition():
+    torch.manual_seed(3)
+    s = torch.randn(200, 10, requires_grad=True)
+    t = torch.randn(200, 100)
+    groups = torch.randint(0, 7, (200,))
+    fast, dense = entity_topology_loss(s, t, groups), _dense_entity_loss(s, t, groups)
+    assert fast.item() == pytest.approx(dense.item(), rel=1e-5)
+
+    (g_fast,) = torch.autograd.grad(fast, s)
+    (g_dense,) = torch.autograd.grad(_dense_entity_loss(s, t, groups), s)
+    assert torch.allclose(g_fast, g_dense, rtol=1e-4, atol=1e-6)
