@@ -172,3 +172,39 @@ def test_rankings_are_required_and_title_rows_checked():
             options={"item_title_embeddings": np.zeros((N_ITEMS - 1, 4))},
             progress=False,
         )
+
+
+def test_standardised_title_vectors_are_z_scores_and_keep_untitled_rows_zero():
+    from alkd.llm.embeddings import standardise
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 6)) * [1, 2, 3, 4, 5, 0] + [30, 0, 1, 2, 3, 7]
+    z[[3, 17]] = 0.0  # untitled items
+    out = standardise(z)
+
+    titled = np.ones(50, bool)
+    titled[[3, 17]] = False
+    assert np.all(out[~titled] == 0)
+    assert np.allclose(out[titled, :5].mean(0), 0, atol=1e-5)
+    assert np.allclose(out[titled, :5].std(0), 1, atol=1e-5)
+    assert np.all(out[titled, 5] == 0)  # the constant dimension is only centred
+
+
+def test_title_scaling_is_part_of_the_cell_key_and_raw_keeps_old_keys():
+    from alkd.maintable import baseline_cell
+    from alkd.train import TrainConfig
+
+    def cell(**kw):
+        return baseline_cell(
+            "ML", "fpmc", "dllm2rec", 0, rec_seed=0, train=TrainConfig(), **kw
+        )
+
+    raw = cell(title_llm="smollm2-135m", title_scaling="raw")
+    scaled = cell(title_llm="smollm2-135m")
+    assert "title_scaling" not in raw.config  # as cells were before scaling
+    assert scaled.config["title_scaling"] == "standardise"
+    assert raw.key != scaled.key
+    # without title vectors (RD only) there is nothing to scale
+    assert cell(title_llm=None).key == cell(title_llm=None, title_scaling="raw").key
+    with pytest.raises(ValueError, match="title_scaling"):
+        cell(title_llm="smollm2-135m", title_scaling="whiten")

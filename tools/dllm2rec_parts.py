@@ -1,7 +1,8 @@
 """DLLM2Rec's two parts apart: RD + ED (Table 1's row), RD only, ED only.
 
 On Games/FPMC the Table 1 row (RD + ED) scored far below the plain student;
-this runs the same cell with each part removed, as result cells beside the
+this runs the same cell with each part removed, and with the title vectors
+as the LLM gives them instead of standardised, as result cells beside the
 others (computed once, then read), and prints the comparison:
 
     python tools/dllm2rec_parts.py --dataset Games --backbone fpmc --seed 0
@@ -23,7 +24,7 @@ log = logging.getLogger("dllm2rec_parts")
 def part_cells(profile, dataset: str, backbone: str, seed: int) -> dict:
     """Label -> cell; 'ED only' sets lambda_RD = 0 and keeps the title vectors."""
 
-    def cell(options, title_llm):
+    def cell(options, title_llm, scaling="standardise"):
         return baseline_cell(
             dataset,
             backbone,
@@ -33,12 +34,17 @@ def part_cells(profile, dataset: str, backbone: str, seed: int) -> dict:
             train=profile.train,
             options=options,
             title_llm=title_llm,
+            title_scaling=scaling,
         )
 
     return {
         "RD + ED (Table 1)": cell({}, profile.title_llm),
         "RD only": cell({}, None),
         "ED only": cell({"kd_weight": 0.0}, profile.title_llm),
+        "RD + ED, raw title vectors": cell({}, profile.title_llm, "raw"),
+        "ED only, raw title vectors": cell(
+            {"kd_weight": 0.0}, profile.title_llm, "raw"
+        ),
     }
 
 

@@ -53,8 +53,11 @@ ctx = ex.Context(data_root=data_dir, results_dir=results_dir, work_dir=work_dir,
 
 
 def notebook(title: str, purpose: str, params: str, body: list[tuple[str, str]]):
-    cells = [new_markdown_cell(f"# {title}\n\n{purpose}"), new_code_cell(COLAB),
-             new_code_cell(SETUP)]
+    cells = [
+        new_markdown_cell(f"# {title}\n\n{purpose}"),
+        new_code_cell(COLAB),
+        new_code_cell(SETUP),
+    ]
     p = new_code_cell(COMMON_PARAMS + ("\n" + params if params else ""))
     p.metadata["tags"] = ["parameters"]
     cells += [p, new_code_cell(CONTEXT)]
@@ -63,8 +66,11 @@ def notebook(title: str, purpose: str, params: str, body: list[tuple[str, str]])
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes nothing
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -79,15 +85,21 @@ NOTEBOOKS = {
         'backbones = ["fpmc", "stamp", "attmix"]\n'
         "seeds = None  # None: the profile's seeds",
         [
-            ("## 1. Compute (or reuse) the cells",
-             "table = ex.table1_backbones(prof, ctx, datasets=datasets, "
-             "backbones=backbones, seeds=seeds)\n"
-             "table.head()"),
-            ("## 2. Ours beside the paper (mean over seeds)",
-             "side = report.backbones_vs_paper(table)\nside"),
-            ("## 3. Record the results",
-             'report.save_csv(table, f"{results_dir}/table1_backbones.csv")\n'
-             'report.save_csv(side, f"{results_dir}/table1_backbones_vs_paper.csv")'),
+            (
+                "## 1. Compute (or reuse) the cells",
+                "table = ex.table1_backbones(prof, ctx, datasets=datasets, "
+                "backbones=backbones, seeds=seeds)\n"
+                "table.head()",
+            ),
+            (
+                "## 2. Ours beside the paper (mean over seeds)",
+                "side = report.backbones_vs_paper(table)\nside",
+            ),
+            (
+                "## 3. Record the results",
+                'report.save_csv(table, f"{results_dir}/table1_backbones.csv")\n'
+                'report.save_csv(side, f"{results_dir}/table1_backbones_vs_paper.csv")',
+            ),
         ],
     ),
     "table2_ablation": notebook(
@@ -107,22 +119,30 @@ NOTEBOOKS = {
         "seeds = None  # None: the profile's distillation seeds\n"
         'teacher = "recorded"  # recorded (GPT-4 answers) | local (SmolLM2)',
         [
-            ("## 1. Compute (or reuse) the cells",
-             "from alkd import ablation\n\n"
-             "metrics, diag = ablation.table2(prof, ctx, datasets=datasets, "
-             "backbones=backbones,\n"
-             "                                strategies=strategies, seeds=seeds, "
-             "teacher=teacher)\n"
-             "metrics.head()"),
-            ("## 2. Table 2 beside the paper (mean and std over seeds)",
-             "side = report.table2_vs_paper(metrics, diag)\nside"),
-            ("## 3. Table 1's ALKDRec row",
-             "row = report.alkdrec_row_vs_paper(metrics)\nrow"),
-            ("## 4. Record the results",
-             'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
-             'report.save_csv(side, f"{results_dir}/table2_ablation{suffix}.csv")\n'
-             'report.save_csv(metrics, f"{results_dir}/table2_cells{suffix}.csv")\n'
-             'report.save_csv(row, f"{results_dir}/table1_alkdrec{suffix}.csv")'),
+            (
+                "## 1. Compute (or reuse) the cells",
+                "from alkd import ablation\n\n"
+                "metrics, diag = ablation.table2(prof, ctx, datasets=datasets, "
+                "backbones=backbones,\n"
+                "                                strategies=strategies, seeds=seeds, "
+                "teacher=teacher)\n"
+                "metrics.head()",
+            ),
+            (
+                "## 2. Table 2 beside the paper (mean and std over seeds)",
+                "side = report.table2_vs_paper(metrics, diag)\nside",
+            ),
+            (
+                "## 3. Table 1's ALKDRec row",
+                "row = report.alkdrec_row_vs_paper(metrics)\nrow",
+            ),
+            (
+                "## 4. Record the results",
+                'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
+                'report.save_csv(side, f"{results_dir}/table2_ablation{suffix}.csv")\n'
+                'report.save_csv(metrics, f"{results_dir}/table2_cells{suffix}.csv")\n'
+                'report.save_csv(row, f"{results_dir}/table1_alkdrec{suffix}.csv")',
+            ),
         ],
     ),
     "data": notebook(
@@ -133,12 +153,16 @@ NOTEBOOKS = {
         'datasets = ["ML", "Games"]',
         [
             ("## 1. Statistics", "stats = report.dataset_stats(ctx, datasets)\nstats"),
-            ("## 2. Session lengths",
-             "lengths = report.session_lengths(ctx, datasets)\n"
-             "fig = report.plot_lengths(lengths)\n"
-             'report.save_figure(fig, f"{results_dir}/figures/session_lengths.png")'),
-            ("## 3. Record the results",
-             'report.save_csv(stats, f"{results_dir}/dataset_stats.csv")'),
+            (
+                "## 2. Session lengths",
+                "lengths = report.session_lengths(ctx, datasets)\n"
+                "fig = report.plot_lengths(lengths)\n"
+                'report.save_figure(fig, f"{results_dir}/figures/session_lengths.png")',
+            ),
+            (
+                "## 3. Record the results",
+                'report.save_csv(stats, f"{results_dir}/dataset_stats.csv")',
+            ),
         ],
     ),
     "figures": notebook(
@@ -149,34 +173,46 @@ NOTEBOOKS = {
         "(ratios c/6 : 5c/6 : 1 - c), RAD-BC takes it as its correct fraction.",
         'backbone = "fpmc"  # the paper\'s figures use FPMC; any of fpmc, stamp, attmix',
         [
-            ("## 1. Grids of this profile",
-             "from alkd import figures\n\ngrid = figures.GRIDS[profile]\ngrid"),
-            ("## 2. Figure 2a: student latent dimension",
-             "f2a = figures.figure2a(prof, ctx, grid, backbone)\n"
-             'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", "Figure 2a")\n'
-             'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
-             "f2a"),
-            ("## 3. Figure 2b: rate of correct LLM answers",
-             "f2b = figures.figure2b(prof, ctx, grid, backbone)\n"
-             'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
-             '"Figure 2b")\n'
-             'figures.save_figure(fig, f"{results_dir}/figures/figure2b_correct_rate.png")'
-             "\nf2b"),
-            ("## 4. Figure 3: effective and similar ratios",
-             "f3 = figures.figure3(prof, ctx, grid, backbone)\n"
-             'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
-             'figures.save_figure(fig, f"{results_dir}/figures/figure3_ratios.png")\n'
-             "f3"),
-            ("## 5. Figure 4: number of distilled sessions |B|",
-             "f4 = figures.figure4(prof, ctx, grid, backbone)\n"
-             'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
-             '"Figure 4")\n'
-             'figures.save_figure(fig, f"{results_dir}/figures/figure4_budget.png")\n'
-             "f4"),
-            ("## 6. Record the results",
-             'for name, frame in [("figure2a", f2a), ("figure2b", f2b), '
-             '("figure3", f3), ("figure4", f4)]:\n'
-             '    report.save_csv(frame, f"{results_dir}/{name}.csv")'),
+            (
+                "## 1. Grids of this profile",
+                "from alkd import figures\n\ngrid = figures.GRIDS[profile]\ngrid",
+            ),
+            (
+                "## 2. Figure 2a: student latent dimension",
+                "f2a = figures.figure2a(prof, ctx, grid, backbone)\n"
+                'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", "Figure 2a")\n'
+                'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
+                "f2a",
+            ),
+            (
+                "## 3. Figure 2b: rate of correct LLM answers",
+                "f2b = figures.figure2b(prof, ctx, grid, backbone)\n"
+                'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
+                '"Figure 2b")\n'
+                'figures.save_figure(fig, f"{results_dir}/figures/figure2b_correct_rate.png")'
+                "\nf2b",
+            ),
+            (
+                "## 4. Figure 3: effective and similar ratios",
+                "f3 = figures.figure3(prof, ctx, grid, backbone)\n"
+                'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
+                'figures.save_figure(fig, f"{results_dir}/figures/figure3_ratios.png")\n'
+                "f3",
+            ),
+            (
+                "## 5. Figure 4: number of distilled sessions |B|",
+                "f4 = figures.figure4(prof, ctx, grid, backbone)\n"
+                'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
+                '"Figure 4")\n'
+                'figures.save_figure(fig, f"{results_dir}/figures/figure4_budget.png")\n'
+                "f4",
+            ),
+            (
+                "## 6. Record the results",
+                'for name, frame in [("figure2a", f2a), ("figure2b", f2b), '
+                '("figure3", f3), ("figure4", f4)]:\n'
+                '    report.save_csv(frame, f"{results_dir}/{name}.csv")',
+            ),
         ],
     ),
     "table1_main": notebook(
@@ -195,32 +231,40 @@ NOTEBOOKS = {
         'teacher = "recorded"\n'
         "compute = True  # False: only the cells already stored (a run in progress)",
         [
-            ("## 1. Compute (or reuse) the cells",
-             "from alkd import maintable\n\n"
-             "table = maintable.table1_main(prof, ctx, datasets=datasets, "
-             "backbones=backbones,\n"
-             "                              methods=methods, seeds=seeds, "
-             "teacher=teacher,\n"
-             "                              compute=compute)\n"
-             "(table.groupby([\"dataset\", \"backbone\", \"method\"]).seed.nunique()\n"
-             " .unstack(0).rename_axis(columns=\"seeds per dataset\"))"),
-            ("## 2. Table 1 beside the paper",
-             "side = report.table1_vs_paper(table)\n"
-             'side.pivot_table(index=["dataset", "backbone", "method"], '
-             'columns="metric",\n'
-             '                 values=["mean", "paper"]).round(5)'),
-            ("## 3. ALKDRec vs the best KD baseline",
-             "sig = maintable.significance(table)\n"
-             'print(f"ALKDRec ahead of the best KD baseline in '
-             '{int((sig.alkdrec_mean > sig.best_baseline_mean).sum())} of {len(sig)} '
-             'cells, significantly in {int(sig.star.sum())}")\n'
-             "sig"),
-            ("## 4. Record the results",
-             'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
-             'report.save_csv(side.merge(sig, how="left", on=["dataset", "backbone", '
-             '"metric"]),\n'
-             '                f"{results_dir}/table1_main{suffix}.csv")\n'
-             'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")'),
+            (
+                "## 1. Compute (or reuse) the cells",
+                "from alkd import maintable\n\n"
+                "table = maintable.table1_main(prof, ctx, datasets=datasets, "
+                "backbones=backbones,\n"
+                "                              methods=methods, seeds=seeds, "
+                "teacher=teacher,\n"
+                "                              compute=compute)\n"
+                '(table.groupby(["dataset", "backbone", "method"]).seed.nunique()\n'
+                ' .unstack(0).rename_axis(columns="seeds per dataset"))',
+            ),
+            (
+                "## 2. Table 1 beside the paper",
+                "side = report.table1_vs_paper(table)\n"
+                'side.pivot_table(index=["dataset", "backbone", "method"], '
+                'columns="metric",\n'
+                '                 values=["mean", "paper"]).round(5)',
+            ),
+            (
+                "## 3. ALKDRec vs the best KD baseline",
+                "sig = maintable.significance(table)\n"
+                'print(f"ALKDRec ahead of the best KD baseline in '
+                "{int((sig.alkdrec_mean > sig.best_baseline_mean).sum())} of {len(sig)} "
+                'cells, significantly in {int(sig.star.sum())}")\n'
+                "sig",
+            ),
+            (
+                "## 4. Record the results",
+                'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
+                'report.save_csv(side.merge(sig, how="left", on=["dataset", "backbone", '
+                '"metric"]),\n'
+                '                f"{results_dir}/table1_main{suffix}.csv")\n'
+                'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")',
+            ),
         ],
     ),
     "teacher_quality": notebook(
@@ -235,21 +279,29 @@ NOTEBOOKS = {
         "n_sessions = None  # None: the profile's count (300 in quick and paper)\n"
         "compute = True  # False: only the cells already stored (a run in progress)",
         [
-            ("## 1. Compute (or reuse) the cells",
-             "from alkd import teacher_quality as tq\n\n"
-             "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
-             "n_sessions=n_sessions,\n"
-             "                             compute=compute)\n"
-             "quality.round(4)"),
-            ("## 2. hit@5 by teacher",
-             "wide = quality.pivot_table(index=[\"teacher\", \"score\", "
-             "\"candidates\"],\n"
-             "                           columns=\"dataset\", values=\"hit@5\")\n"
-             "wide.round(4)"),
-            ("## 3. Is the local teacher at least as good as GPT-4-turbo at hit@5?",
-             "print(tq.verdict(quality))"),
-            ("## 4. Record the results",
-             'report.save_csv(quality, f"{results_dir}/teacher_quality.csv")'),
+            (
+                "## 1. Compute (or reuse) the cells",
+                "from alkd import teacher_quality as tq\n\n"
+                "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
+                "n_sessions=n_sessions,\n"
+                "                             compute=compute)\n"
+                "quality.round(4)",
+            ),
+            (
+                "## 2. hit@5 by teacher",
+                'wide = quality.pivot_table(index=["teacher", "score", '
+                '"candidates"],\n'
+                '                           columns="dataset", values="hit@5")\n'
+                "wide.round(4)",
+            ),
+            (
+                "## 3. Is the local teacher at least as good as GPT-4-turbo at hit@5?",
+                "print(tq.verdict(quality))",
+            ),
+            (
+                "## 4. Record the results",
+                'report.save_csv(quality, f"{results_dir}/teacher_quality.csv")',
+            ),
         ],
     ),
     "efficiency": notebook(
@@ -262,23 +314,31 @@ NOTEBOOKS = {
         'backbones = ["fpmc", "stamp", "attmix"]\n'
         "compute = True  # False: only the teacher-quality cells already stored",
         [
-            ("## 1. LLM cost per answer, for |B| and for all train sessions",
-             "from alkd import efficiency\nfrom alkd import teacher_quality as tq\n\n"
-             "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
-             "compute=compute)\n"
-             "cost = efficiency.llm_cost(quality, ctx)\n"
-             "print('paper:', efficiency.PAPER_COST)\n"
-             "cost.round(3)"),
-            ("## 2. Student and Teacher sizes",
-             "params = efficiency.parameter_counts(ctx, datasets, backbones)\n"
-             "params"),
-            ("## 3. Scoring latency (full catalogue)",
-             "latency = efficiency.inference_latency(prof, ctx, datasets, backbones)\n"
-             "latency.round(3)"),
-            ("## 4. Record the results",
-             'report.save_csv(cost, f"{results_dir}/efficiency_llm_cost.csv")\n'
-             'report.save_csv(params, f"{results_dir}/efficiency_params.csv")\n'
-             'report.save_csv(latency, f"{results_dir}/efficiency_latency.csv")'),
+            (
+                "## 1. LLM cost per answer, for |B| and for all train sessions",
+                "from alkd import efficiency\nfrom alkd import teacher_quality as tq\n\n"
+                "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
+                "compute=compute)\n"
+                "cost = efficiency.llm_cost(quality, ctx)\n"
+                "print('paper:', efficiency.PAPER_COST)\n"
+                "cost.round(3)",
+            ),
+            (
+                "## 2. Student and Teacher sizes",
+                "params = efficiency.parameter_counts(ctx, datasets, backbones)\n"
+                "params",
+            ),
+            (
+                "## 3. Scoring latency (full catalogue)",
+                "latency = efficiency.inference_latency(prof, ctx, datasets, backbones)\n"
+                "latency.round(3)",
+            ),
+            (
+                "## 4. Record the results",
+                'report.save_csv(cost, f"{results_dir}/efficiency_llm_cost.csv")\n'
+                'report.save_csv(params, f"{results_dir}/efficiency_params.csv")\n'
+                'report.save_csv(latency, f"{results_dir}/efficiency_latency.csv")',
+            ),
         ],
     ),
 }
