@@ -219,14 +219,15 @@ def provenance() -> dict:
         "versions": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "git_commit": git_commit(),
+        "git_commit": LOADED_CODE[0],
+        "git_dirty": LOADED_CODE[1],
     }
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             capture_output=True,
             text=True,
             cwd=Path(__file__).parent,
@@ -234,7 +235,22 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from HEAD (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
+
+
+# Read once, when the library is imported: a long run that outlives a commit
+# must record the code it loaded, not the HEAD at the time a cell is written.
+LOADED_CODE: tuple[str | None, bool | None] = (git_commit(), git_dirty())
 
 
 # --- recommenders and sanity rows (Table 1's Student / Teacher / POP / SKNN) ---

@@ -64,6 +64,34 @@ def test_run_cell_writes_config_metrics_and_provenance(tmp_path, counting_runner
     assert "git_commit" in prov
 
 
+def test_provenance_records_the_commit_loaded_not_the_current_head(
+    tmp_path, counting_runner, monkeypatch
+):
+    import alkd.experiments as experiments
+
+    loaded = experiments.LOADED_CODE
+    # a commit made while a long run is going on moves HEAD
+    monkeypatch.setattr(experiments, "git_commit", lambda: "f" * 40)
+    monkeypatch.setattr(experiments, "git_dirty", lambda: False)
+    record = run_cell(Cell("fake", "ML", {"x": 0.5}), Context(results_dir=tmp_path))
+    assert record["provenance"]["git_commit"] == loaded[0]
+    assert record["provenance"]["git_dirty"] == loaded[1]
+
+
+def test_git_commit_is_this_checkout_head():
+    import subprocess
+
+    from alkd.experiments import git_commit, git_dirty
+
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    assert git_commit() == head
+    assert isinstance(git_dirty(), bool)
+
+
 def test_second_run_reads_the_stored_cell(tmp_path, counting_runner):
     ctx = Context(results_dir=tmp_path)
     cell = Cell("fake", "ML", {"x": 0.0})
