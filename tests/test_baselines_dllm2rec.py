@@ -208,3 +208,48 @@ def test_title_scaling_is_part_of_the_cell_key_and_raw_keeps_old_keys():
     assert cell(title_llm=None).key == cell(title_llm=None, title_scaling="raw").key
     with pytest.raises(ValueError, match="title_scaling"):
         cell(title_llm="smollm2-135m", title_scaling="whiten")
+
+
+@pytest.mark.parametrize("scaling", ["standardise", "raw"])
+def test_baseline_runner_hands_dllm2rec_the_scaled_title_vectors(monkeypatch, scaling):
+    import alkd.maintable as mt
+    from alkd.experiments import Context
+    from alkd.llm.embeddings import standardise
+    from alkd.train import TrainConfig
+
+    raw = np.random.default_rng(1).normal(5.0, 3.0, size=(N_ITEMS, 4))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_baseline(method, ds, backbone, **kw):
+        seen["titles"] = kw["options"]["item_title_embeddings"]
+        raise Stop
+
+    class FakeLLM:
+        def rank(self, chosen):
+            return {}
+
+    # everything before the hand-over is stubbed: this checks the hand-over
+    monkeypatch.setattr(mt, "train_or_load", lambda *a, **k: (None,))
+    monkeypatch.setattr(mt, "make_teacher", lambda *a, **k: (FakeLLM(), None))
+    monkeypatch.setattr(mt, "select", lambda *a, **k: [])
+    monkeypatch.setattr(mt, "dataset_title_embeddings", lambda *a, **k: raw)
+    monkeypatch.setattr(mt, "train_baseline", fake_train_baseline)
+    ctx = Context()
+    ctx._datasets["ML"] = tiny_dataset()
+    cell = mt.baseline_cell(
+        "ML",
+        "fpmc",
+        "dllm2rec",
+        0,
+        rec_seed=0,
+        train=TrainConfig(),
+        title_llm="smollm2-135m",
+        title_scaling=scaling,
+    )
+    with pytest.raises(Stop):
+        mt._run_baseline(cell, ctx)
+    expected = standardise(raw) if scaling == "standardise" else raw
+    np.testing.assert_allclose(seen["titles"], expected, rtol=1e-6)
