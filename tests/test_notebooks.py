@@ -7,6 +7,7 @@ The output checks read the results of ``bash run_all.sh --profile smoke``;
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,6 +30,27 @@ def test_every_notebook_is_run_by_run_all():
     line = next(x for x in script.splitlines() if x.startswith("notebooks=("))
     listed = set(line.split("(", 1)[1].rstrip(")").split())
     assert listed == {p.stem for p in NOTEBOOKS}
+
+
+def _generated_notebooks() -> dict:
+    spec = importlib.util.spec_from_file_location(
+        "make_notebooks", ROOT / "tools" / "make_notebooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_what_the_generator_writes(path):
+    # hand edits to notebooks/ are lost the next time the generator runs
+    generated = _generated_notebooks()[path.stem]
+    committed = nbformat.read(path, as_version=4)
+
+    def cells(nb):
+        return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+    assert cells(committed) == cells(generated)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -88,7 +88,8 @@ NOTEBOOKS = {
             (
                 "## 1. Compute (or reuse) the cells",
                 "table = ex.table1_backbones(prof, ctx, datasets=datasets, "
-                "backbones=backbones, seeds=seeds)\n"
+                "backbones=backbones,\n"
+                "                            seeds=seeds)\n"
                 "table.head()",
             ),
             (
@@ -117,7 +118,8 @@ NOTEBOOKS = {
         'backbones = ["fpmc", "stamp", "attmix"]\n'
         "strategies = None  # None: the profile's strategies\n"
         "seeds = None  # None: the profile's distillation seeds\n"
-        'teacher = "recorded"  # recorded (GPT-4 answers) | local (SmolLM2)',
+        'teacher = "recorded"  # recorded (GPT-4 answers) | local (SmolLM2)\n'
+        "compute = True  # False: only the cells already stored (a run in progress)",
         [
             (
                 "## 1. Compute (or reuse) the cells",
@@ -125,7 +127,8 @@ NOTEBOOKS = {
                 "metrics, diag = ablation.table2(prof, ctx, datasets=datasets, "
                 "backbones=backbones,\n"
                 "                                strategies=strategies, seeds=seeds, "
-                "teacher=teacher)\n"
+                "teacher=teacher,\n"
+                "                                compute=compute)\n"
                 "metrics.head()",
             ),
             (
@@ -171,7 +174,7 @@ NOTEBOOKS = {
         "Figure 2b's x axis is the rate c of correct LLM answers both policies are "
         "told to expect: ALKDRec splits it 1:5 into effective and similar "
         "(ratios c/6 : 5c/6 : 1 - c), RAD-BC takes it as its correct fraction.",
-        'backbone = "fpmc"  # the paper\'s figures use FPMC; any of fpmc, stamp, attmix',
+        'backbone = "fpmc"  # the paper uses FPMC; any of fpmc, stamp, attmix',
         [
             (
                 "## 1. Grids of this profile",
@@ -180,7 +183,8 @@ NOTEBOOKS = {
             (
                 "## 2. Figure 2a: student latent dimension",
                 "f2a = figures.figure2a(prof, ctx, grid, backbone)\n"
-                'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", "Figure 2a")\n'
+                'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", '
+                '"Figure 2a")\n'
                 'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
                 "f2a",
             ),
@@ -189,14 +193,16 @@ NOTEBOOKS = {
                 "f2b = figures.figure2b(prof, ctx, grid, backbone)\n"
                 'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
                 '"Figure 2b")\n'
-                'figures.save_figure(fig, f"{results_dir}/figures/figure2b_correct_rate.png")'
-                "\nf2b",
+                "figures.save_figure(\n"
+                '    fig, f"{results_dir}/figures/figure2b_correct_rate.png")\n'
+                "f2b",
             ),
             (
                 "## 4. Figure 3: effective and similar ratios",
                 "f3 = figures.figure3(prof, ctx, grid, backbone)\n"
                 'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
-                'figures.save_figure(fig, f"{results_dir}/figures/figure3_ratios.png")\n'
+                "figures.save_figure(\n"
+                '    fig, f"{results_dir}/figures/figure3_ratios.png")\n'
                 "f3",
             ),
             (
@@ -204,13 +210,15 @@ NOTEBOOKS = {
                 "f4 = figures.figure4(prof, ctx, grid, backbone)\n"
                 'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
                 '"Figure 4")\n'
-                'figures.save_figure(fig, f"{results_dir}/figures/figure4_budget.png")\n'
+                "figures.save_figure(\n"
+                '    fig, f"{results_dir}/figures/figure4_budget.png")\n'
                 "f4",
             ),
             (
                 "## 6. Record the results",
-                'for name, frame in [("figure2a", f2a), ("figure2b", f2b), '
-                '("figure3", f3), ("figure4", f4)]:\n'
+                'frames = {"figure2a": f2a, "figure2b": f2b, "figure3": f3, '
+                '"figure4": f4}\n'
+                "for name, frame in frames.items():\n"
                 '    report.save_csv(frame, f"{results_dir}/{name}.csv")',
             ),
         ],
@@ -232,7 +240,18 @@ NOTEBOOKS = {
         "compute = True  # False: only the cells already stored (a run in progress)",
         [
             (
-                "## 1. Compute (or reuse) the cells",
+                "## 1. Tuning on validation\n\n"
+                "DE, FTD and HTD have a tuning grid in BASELINES.md (DE: the number of "
+                "experts and the distillation weight; FTD, HTD: the weight). Each "
+                "setting is trained once (Games, FPMC, the first seed) and compared "
+                "on validation recall@10; the best setting per method is what the "
+                "rows below run on test.",
+                "from alkd import tuning\n\n"
+                "grid = tuning.tuning_table(prof, ctx, compute=compute)\n"
+                'grid.drop(columns=["overrides", "key"], errors="ignore")',
+            ),
+            (
+                "## 2. Compute (or reuse) the cells",
                 "from alkd import maintable\n\n"
                 "table = maintable.table1_main(prof, ctx, datasets=datasets, "
                 "backbones=backbones,\n"
@@ -243,27 +262,30 @@ NOTEBOOKS = {
                 ' .unstack(0).rename_axis(columns="seeds per dataset"))',
             ),
             (
-                "## 2. Table 1 beside the paper",
+                "## 3. Table 1 beside the paper",
                 "side = report.table1_vs_paper(table)\n"
                 'side.pivot_table(index=["dataset", "backbone", "method"], '
                 'columns="metric",\n'
                 '                 values=["mean", "paper"]).round(5)',
             ),
             (
-                "## 3. ALKDRec vs the best KD baseline",
+                "## 4. ALKDRec vs the best KD baseline",
                 "sig = maintable.significance(table)\n"
-                'print(f"ALKDRec ahead of the best KD baseline in '
-                "{int((sig.alkdrec_mean > sig.best_baseline_mean).sum())} of {len(sig)} "
-                'cells, significantly in {int(sig.star.sum())}")\n'
+                "ahead = int((sig.alkdrec_mean > sig.best_baseline_mean).sum())\n"
+                'print(f"ALKDRec ahead of the best KD baseline in {ahead} of '
+                '{len(sig)} cells,"\n'
+                '      f" significantly in {int(sig.star.sum())}")\n'
                 "sig",
             ),
             (
-                "## 4. Record the results",
+                "## 5. Record the results",
                 'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
-                'report.save_csv(side.merge(sig, how="left", on=["dataset", "backbone", '
-                '"metric"]),\n'
+                'keys = ["dataset", "backbone", "metric"]\n'
+                'report.save_csv(side.merge(sig, how="left", on=keys),\n'
                 '                f"{results_dir}/table1_main{suffix}.csv")\n'
-                'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")',
+                'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")\n'
+                'report.save_csv(grid.drop(columns=["overrides"], errors="ignore"),\n'
+                '                f"{results_dir}/table1_tuning.csv")',
             ),
         ],
     ),
@@ -316,7 +338,8 @@ NOTEBOOKS = {
         [
             (
                 "## 1. LLM cost per answer, for |B| and for all train sessions",
-                "from alkd import efficiency\nfrom alkd import teacher_quality as tq\n\n"
+                "from alkd import efficiency\n"
+                "from alkd import teacher_quality as tq\n\n"
                 "quality = tq.teacher_quality(prof, ctx, datasets=datasets, "
                 "compute=compute)\n"
                 "cost = efficiency.llm_cost(quality, ctx)\n"
@@ -330,7 +353,8 @@ NOTEBOOKS = {
             ),
             (
                 "## 3. Scoring latency (full catalogue)",
-                "latency = efficiency.inference_latency(prof, ctx, datasets, backbones)\n"
+                "latency = efficiency.inference_latency(prof, ctx, datasets, "
+                "backbones)\n"
                 "latency.round(3)",
             ),
             (
