@@ -279,7 +279,19 @@ def table2(
         }
 
     metrics = long_table(records, labels)
-    diag = pd.DataFrame(
-        [{**labels(r), **r["diagnostics"]} for r in records if r.get("diagnostics")]
-    )
+    diag = pd.DataFrame([{**labels(r), **selection_facts(r)} for r in records])
     return metrics, diag
+
+
+def selection_facts(record: dict) -> dict:
+    """What a cell selected, and whether distilling it changed the student.
+
+    ``kept_student`` is 1 when no evaluation of the distillation beat the
+    starting Student on validation (best iteration 0), so the cell's test
+    values are the Student's own: the reason several rows of Table 2 are equal.
+    """
+    facts = dict(record.get("diagnostics") or {})
+    fit = record.get("fit")
+    if fit is not None:
+        facts["kept_student"] = float(fit["best_iter"] == 0)
+    return facts

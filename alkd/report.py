@@ -54,8 +54,9 @@ def table2_vs_paper(metrics: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
 
     Strategies the paper does not have (``alkdrec-exact``, the authors' own
     selection files) get an empty paper column. Diagnostics (shares of
-    effective / similar / incorrect instances, difficulty percentile) are
-    averaged over seeds and joined per strategy.
+    effective / similar / incorrect instances, difficulty percentile, the
+    share of seeds whose distillation kept the starting Student) are averaged
+    over seeds and joined per strategy.
     """
     keep = metrics[metrics["metric"].isin(["recall@10", "ndcg@10"])]
     ours = mean_std(keep, ["dataset", "backbone", "strategy", "metric"])
@@ -66,6 +67,7 @@ def table2_vs_paper(metrics: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
     ).drop(columns="variant")
     if len(diag):
         cols = ["effective", "similar", "incorrect", "difficulty_percentile"]
+        cols = [c for c in [*cols, "kept_student"] if c in diag.columns]
         d = diag.groupby(["dataset", "backbone", "strategy"])[cols].mean().reset_index()
         side = side.merge(d, on=["dataset", "backbone", "strategy"], how="left")
     return side

@@ -96,6 +96,7 @@ def table2_summary(frame: pd.DataFrame) -> list[str]:
             f"paper's best in {agree} of {len(groups)}; median ours/paper "
             f"= {ratio:.2f}."
         )
+    lines += kept_student_lines(frame)
     exact = frame[frame["strategy"].isin(["alkdrec", "alkdrec-exact"])]
     wide = exact.pivot_table(
         index=["dataset", "backbone", "metric"], columns="strategy", values="mean"
@@ -107,6 +108,31 @@ def table2_summary(frame: pd.DataFrame) -> list[str]:
             f"of {len(wide)} dataset-backbone-metric cells."
         )
     return lines
+
+
+def kept_student_lines(frame: pd.DataFrame) -> list[str]:
+    """How often distillation left the student as it was (best iteration 0)."""
+    if "kept_student" not in frame.columns:
+        return []
+    cells = frame.drop_duplicates(["dataset", "backbone", "strategy"]).dropna(
+        subset=["kept_student"]
+    )
+    kept = (cells["kept_student"] * cells["n_seeds"]).round().astype(int)
+    per_group = (
+        cells.assign(kept=kept)
+        .groupby(["dataset", "backbone"])[["kept", "n_seeds"]]
+        .sum()
+    )
+    groups = ", ".join(
+        f"{d}/{b} {int(r.kept)} of {int(r.n_seeds)}"
+        for (d, b), r in per_group.iterrows()
+    )
+    return [
+        f"- distillation kept the starting Student in {int(kept.sum())} of "
+        f"{int(cells['n_seeds'].sum())} strategy-seed cells (no evaluation beat it "
+        "on validation, so early stopping returned it and the cell's test values "
+        f"are the Student's; equal rows in the table come from this): {groups}."
+    ]
 
 
 def table1_summary(frame: pd.DataFrame) -> list[str]:
@@ -183,6 +209,7 @@ def local_table2_lines(frame: pd.DataFrame) -> list[str]:
     return [
         f"- Cells computed (seeds): {done}. The local teacher's pool is every "
         "train session; the paper column is the paper's GPT-4-turbo value.",
+        *kept_student_lines(frame),
         "",
     ]
 
@@ -239,13 +266,15 @@ def build(results: Path, profile: str) -> str:
             "difficulty_percentile",
         ]
         if set(cols) <= set(frame.columns):
-            d = frame[cols].drop_duplicates().dropna()
+            shown = cols + ["kept_student"] * ("kept_student" in frame.columns)
+            d = frame[shown].drop_duplicates().dropna(subset=cols)
             parts += [
                 "## What each strategy selected",
                 "",
                 "Shares of the selected sessions that were effective, similar "
-                "or incorrect for the recorded GPT-4 teacher, and their mean "
-                "difficulty percentile (100 = hardest).",
+                "or incorrect for the recorded GPT-4 teacher, their mean "
+                "difficulty percentile (100 = hardest), and the share of seeds "
+                "whose distillation kept the starting Student (`kept_student`).",
                 "",
                 markdown_table(d, 3),
                 "",

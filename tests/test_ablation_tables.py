@@ -39,3 +39,43 @@ def test_table2_without_compute_reads_only_stored_cells(ctx, monkeypatch):
     )
     assert set(metrics["strategy"]) == {cells[0].config["strategy"]}
     assert list(metrics["value"]) == [0.01]
+
+
+def test_table2_marks_cells_whose_distillation_kept_the_student(ctx, monkeypatch):
+    import alkd.ablation as ablation
+    from alkd import report
+
+    cells = ablation.table2_cells(
+        QUICK, datasets=["ML"], backbones=["fpmc"], strategies=["random"]
+    )
+    for cell, best_iter in zip(cells[:2], [0, 40]):
+        record = {
+            "key": cell.key,
+            "kind": "distill",
+            "dataset": "ML",
+            "config": cell.config,
+            "metrics": {"recall@10": 0.01, "ndcg@10": 0.005},
+            "fit": {"best_iter": best_iter},
+            "diagnostics": {
+                "effective": 0.2,
+                "similar": 0.3,
+                "incorrect": 0.5,
+                "difficulty_percentile": 50.0,
+            },
+        }
+        path = ctx.cell_path(cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+
+    metrics, diag = ablation.table2(
+        QUICK,
+        ctx,
+        compute=False,
+        datasets=["ML"],
+        backbones=["fpmc"],
+        strategies=["random"],
+    )
+    assert sorted(diag["kept_student"]) == [0.0, 1.0]
+
+    side = report.table2_vs_paper(metrics, diag)
+    assert set(side["kept_student"]) == {0.5}  # one of the two seeds

@@ -107,3 +107,29 @@ def test_local_table2_section_says_what_it_covers(tmp_path):
     text = results_readme.build(tmp_path, "quick")
     assert "## Table 2 with the local LLM teacher" in text
     assert "Cells computed (seeds): ML/fpmc/alkdrec (1), ML/fpmc/random (3)." in text
+
+
+def test_table2_says_how_often_distillation_kept_the_student(tmp_path):
+    rows = [
+        {
+            "dataset": "ML",
+            "backbone": bb,
+            "strategy": s,
+            "metric": m,
+            "mean": 0.01,
+            "std": 0.0,
+            "n_seeds": 3,
+            "paper": 0.02,
+            "kept_student": kept,
+        }
+        for bb, s, kept in [
+            ("fpmc", "tr", 1.0),
+            ("fpmc", "alkdrec", 2 / 3),
+            ("stamp", "alkdrec", 0.0),
+        ]
+        for m in ("recall@10", "ndcg@10")
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "table2_ablation.csv", index=False)
+    text = results_readme.build(tmp_path, "quick")
+    assert "kept the starting Student in 5 of 9 strategy-seed cells" in text
+    assert "ML/fpmc 5 of 6, ML/stamp 0 of 3." in text
