@@ -129,9 +129,9 @@ def kept_student_lines(frame: pd.DataFrame) -> list[str]:
     )
     return [
         f"- distillation kept the starting Student in {int(kept.sum())} of "
-        f"{int(cells['n_seeds'].sum())} strategy-seed cells (no evaluation beat it "
-        "on validation, so early stopping returned it and the cell's test values "
-        f"are the Student's; equal rows in the table come from this): {groups}."
+        f"{int(cells['n_seeds'].sum())} strategy-seed cells (no evaluation of the "
+        "fine-tuning beat it on validation, so early stopping returned it and the "
+        f"cell's test values are the Student's): {groups}."
     ]
 
 
