@@ -288,7 +288,7 @@ def selection_facts(record: dict) -> dict:
 
     ``kept_student`` is 1 when no evaluation of the distillation beat the
     starting Student on validation (best iteration 0), so the cell's test
-    values are the Student's own: the reason several rows of Table 2 are equal.
+    values are the Student's own.
     """
     facts = dict(record.get("diagnostics") or {})
     fit = record.get("fit")

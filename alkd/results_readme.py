@@ -266,7 +266,7 @@ def build(results: Path, profile: str) -> str:
             "difficulty_percentile",
         ]
         if set(cols) <= set(frame.columns):
-            shown = cols + ["kept_student"] * ("kept_student" in frame.columns)
+            shown = [*cols, "kept_student"] if "kept_student" in frame else cols
             d = frame[shown].drop_duplicates().dropna(subset=cols)
             parts += [
                 "## What each strategy selected",

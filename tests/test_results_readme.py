@@ -121,6 +121,10 @@ def test_table2_says_how_often_distillation_kept_the_student(tmp_path):
             "n_seeds": 3,
             "paper": 0.02,
             "kept_student": kept,
+            "effective": 0.2,
+            "similar": 0.3,
+            "incorrect": 0.5,
+            "difficulty_percentile": 40.0,
         }
         for bb, s, kept in [
             ("fpmc", "tr", 1.0),
@@ -133,3 +137,6 @@ def test_table2_says_how_often_distillation_kept_the_student(tmp_path):
     text = results_readme.build(tmp_path, "quick")
     assert "kept the starting Student in 5 of 9 strategy-seed cells" in text
     assert "ML/fpmc 5 of 6, ML/stamp 0 of 3." in text
+    selected = text.split("## What each strategy selected", 1)[1]
+    header = next(x for x in selected.splitlines() if x.startswith("| dataset"))
+    assert header.split("|")[-2].strip() == "kept_student"
