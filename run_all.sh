@@ -9,9 +9,16 @@
 #   bash run_all.sh --local-teacher   # also Table 2 on ML with the offline
 #                                     # SmolLM2 teacher (about 3 s an answer
 #                                     # on one CPU core: many hours)
+#   bash run_all.sh --jobs 2          # compute the cells of Tables 1-2 in 2
+#                                     # one-thread processes first (a core
+#                                     # each), then execute the notebooks
 #
 # Every number is an experiment cell stored under <results>/cells/, so a
-# killed run resumes where it stopped and a rerun computes nothing.
+# killed run resumes where it stopped and a rerun computes nothing. The
+# profiles share that cell store (a paper-profile cell with the quick
+# profile's configuration is the same cell); each profile's notebooks, tables
+# and figures go to its own folder: <results>/ for quick, <results>/paper/ for
+# paper (ALKD_OUT overrides), so a paper run never overwrites the quick tables.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,14 +26,16 @@ profile=quick
 force=0
 local_teacher=0
 device=auto
+jobs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
     --profile=*) profile=${1#*=}; shift ;;
     --device) device=$2; shift 2 ;;
     --force) force=1; shift ;;
+    --jobs) jobs=$2; shift 2 ;;
     --local-teacher) local_teacher=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +43,9 @@ case "$profile" in
   smoke|quick|paper) ;;
   *) echo "run_all.sh: unknown profile '$profile' (smoke, quick, paper)" >&2; exit 2 ;;
 esac
+if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then
+  echo "run_all.sh: --jobs wants a positive whole number, not '$jobs'" >&2; exit 2
+fi
 
 bash scripts/setup_env.sh
 source scripts/data_root.sh
@@ -45,8 +57,13 @@ if [ "$profile" = smoke ]; then
 else
   results=${ALKD_RESULTS:-results}
 fi
+if [ "$profile" = paper ]; then
+  out=${ALKD_OUT:-$results/paper}
+else
+  out=${ALKD_OUT:-$results}
+fi
 work=${ALKD_WORK:-runs}
-mkdir -p "$results/notebooks"
+mkdir -p "$out/notebooks"
 
 .venv/bin/python -m alkd stats
 
@@ -54,20 +71,45 @@ mkdir -p "$results/notebooks"
 run_notebook() {
   local name=$1 src=notebooks/$2.ipynb
   shift 2
-  local out=$results/notebooks/$name.ipynb
+  local nb=$out/notebooks/$name.ipynb
   local state=(.venv/bin/python -m alkd.runstate)
-  if [ "$force" = 0 ] && "${state[@]}" current "$out" "$src" "$profile" "$results"; then
+  if [ "$force" = 0 ] && "${state[@]}" current "$nb" "$src" "$profile" "$results"; then
     echo "run_all: $name is current, skipped"
     return
   fi
   echo "run_all: executing $name (profile $profile)"
-  local tmp=$results/notebooks/.$name.running.ipynb
+  local tmp=$out/notebooks/.$name.running.ipynb
   .venv/bin/papermill -k python3 --cwd . "$src" "$tmp" \
-    -p profile "$profile" -p results_dir "$results" -p work_dir "$work" \
-    -p device "$device" -p data_dir "$ALKD_DATA" "$@"
-  mv "$tmp" "$out"
-  "${state[@]}" mark "$out" "$src" "$profile" "$results"
+    -p profile "$profile" -p results_dir "$results" -p out_dir "$out" \
+    -p work_dir "$work" -p device "$device" -p data_dir "$ALKD_DATA" "$@"
+  mv "$tmp" "$nb"
+  "${state[@]}" mark "$nb" "$src" "$profile" "$results"
 }
+
+# the cells of some tables in $jobs shards at once; each shard is one
+# process with one thread, because small torch ops ran 10-15 times slower
+# here with two threads than with one, so processes are what scale
+compute_shards() {
+  local pids=() i
+  for ((i = 0; i < jobs; i++)); do
+    OMP_NUM_THREADS=1 .venv/bin/python -m alkd cells --profile "$profile" \
+      --results "$results" --work "$work" --device "$device" --data "$ALKD_DATA" \
+      --no-progress --shard "$i/$jobs" --tables "$@" &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid"  # a failed shard stops the run (set -e); the trap ends the rest
+  done
+}
+if [ "$jobs" -gt 1 ]; then
+  trap 'kill $(jobs -pr) 2>/dev/null || true' EXIT
+  # in phases: table 2 and the tuning grids reuse the trained recommenders,
+  # and Table 1 needs the settings the tuning grids chose
+  compute_shards backbones
+  compute_shards tuning table2
+  compute_shards table1
+  trap - EXIT
+fi
 
 notebooks=(data table1_backbones table2_ablation table1_main teacher_quality figures efficiency)
 for name in "${notebooks[@]}"; do
@@ -79,5 +121,5 @@ if [ "$local_teacher" = 1 ]; then
   run_notebook table2_ablation_local table2_ablation -p teacher local \
     -y "datasets: [ML]"
 fi
-.venv/bin/python -m alkd.results_readme "$results" "$profile"
-echo "run_all: done (profile $profile, results in $results)"
+.venv/bin/python -m alkd.results_readme "$out" "$profile"
+echo "run_all: done (profile $profile, tables and figures in $out)"

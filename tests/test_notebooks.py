@@ -157,6 +157,8 @@ def test_smoke_notebooks_were_executed_without_errors():
     [
         (["--bogus"], "unknown argument --bogus"),
         (["--local-teacher", "--profile", "huge"], "unknown profile 'huge'"),
+        (["--jobs", "0"], "--jobs wants a positive whole number, not '0'"),
+        (["--jobs", "two"], "--jobs wants a positive whole number, not 'two'"),
     ],
 )
 def test_run_all_refuses_bad_arguments_before_any_work(argv, message, tmp_path):
@@ -172,3 +174,27 @@ def test_run_all_refuses_bad_arguments_before_any_work(argv, message, tmp_path):
     assert run.returncode == 2
     assert message in run.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_out_dir_takes_the_tables_and_figures_away_from_the_store(data_root, tmp_path):
+    # how the paper profile keeps the quick tables: same store, own out_dir
+    import papermill
+
+    store, out = tmp_path / "store", tmp_path / "out"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "data.ipynb"),
+        str(tmp_path / "data.ipynb"),
+        parameters={
+            "profile": "smoke",
+            "data_dir": str(data_root),
+            "results_dir": str(store),
+            "out_dir": str(out),
+        },
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(ROOT),
+    )
+    stats = pd.read_csv(out / "dataset_stats.csv")
+    assert set(stats["dataset"]) == {"ML", "Games"}
+    assert (out / "figures" / "session_lengths.png").stat().st_size > 1000
+    assert not store.exists() or not list(store.rglob("*.csv"))

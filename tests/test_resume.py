@@ -1,9 +1,10 @@
 """A smoke run killed mid-way and restarted ends with the uninterrupted results.
 
-CI runs ``run_all.sh --profile smoke`` (ALKD_SMOKE_RESULTS) and
-``tools/kill_and_resume.sh`` (ALKD_RESUMED_RESULTS) in separate folders;
-these tests compare what the two wrote. Timing columns are left out: they
-are measured, not computed.
+CI runs ``run_all.sh --profile smoke --jobs 2`` (ALKD_SMOKE_RESULTS: cells
+in two parallel shards) and ``tools/kill_and_resume.sh`` (ALKD_RESUMED_RESULTS:
+one process, killed and restarted) in separate folders; these tests compare
+what the two wrote, so they also check that sharding changes no number.
+Timing columns are left out: they are measured, not computed.
 """
 
 from __future__ import annotations

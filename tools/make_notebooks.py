@@ -41,13 +41,15 @@ pd.set_option("display.width", 200, "display.max_columns", 40)"""
 COMMON_PARAMS = """\
 profile = "smoke"  # smoke (CI, minutes) | quick (one seed) | paper (five seeds)
 data_dir = None  # None: $ALKD_DATA, else ./data
-results_dir = "results"  # where cells, tables and figures go
+results_dir = "results"  # the cell store (cells, hints) shared by the profiles
+out_dir = None  # where this run's tables and figures go; None: results_dir
 work_dir = "runs"  # trained models and caches
 device = "auto"  # auto | cpu | cuda
 progress = False  # tqdm bars inside the notebook"""
 
 CONTEXT = """\
 prof = ex.get_profile(profile)
+out_dir = out_dir or results_dir
 ctx = ex.Context(data_root=data_dir, results_dir=results_dir, work_dir=work_dir,
                  device=device, progress=progress)"""
 
@@ -98,8 +100,8 @@ NOTEBOOKS = {
             ),
             (
                 "## 3. Record the results",
-                'report.save_csv(table, f"{results_dir}/table1_backbones.csv")\n'
-                'report.save_csv(side, f"{results_dir}/table1_backbones_vs_paper.csv")',
+                'report.save_csv(table, f"{out_dir}/table1_backbones.csv")\n'
+                'report.save_csv(side, f"{out_dir}/table1_backbones_vs_paper.csv")',
             ),
         ],
     ),
@@ -142,9 +144,9 @@ NOTEBOOKS = {
             (
                 "## 4. Record the results",
                 'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
-                'report.save_csv(side, f"{results_dir}/table2_ablation{suffix}.csv")\n'
-                'report.save_csv(metrics, f"{results_dir}/table2_cells{suffix}.csv")\n'
-                'report.save_csv(row, f"{results_dir}/table1_alkdrec{suffix}.csv")',
+                'report.save_csv(side, f"{out_dir}/table2_ablation{suffix}.csv")\n'
+                'report.save_csv(metrics, f"{out_dir}/table2_cells{suffix}.csv")\n'
+                'report.save_csv(row, f"{out_dir}/table1_alkdrec{suffix}.csv")',
             ),
         ],
     ),
@@ -160,11 +162,11 @@ NOTEBOOKS = {
                 "## 2. Session lengths",
                 "lengths = report.session_lengths(ctx, datasets)\n"
                 "fig = report.plot_lengths(lengths)\n"
-                'report.save_figure(fig, f"{results_dir}/figures/session_lengths.png")',
+                'report.save_figure(fig, f"{out_dir}/figures/session_lengths.png")',
             ),
             (
                 "## 3. Record the results",
-                'report.save_csv(stats, f"{results_dir}/dataset_stats.csv")',
+                'report.save_csv(stats, f"{out_dir}/dataset_stats.csv")',
             ),
         ],
     ),
@@ -185,7 +187,7 @@ NOTEBOOKS = {
                 "f2a = figures.figure2a(prof, ctx, grid, backbone)\n"
                 'fig = figures.plot_lines(f2a, "dim", "ndcg@10", "method", '
                 '"Figure 2a")\n'
-                'figures.save_figure(fig, f"{results_dir}/figures/figure2a_dim.png")\n'
+                'figures.save_figure(fig, f"{out_dir}/figures/figure2a_dim.png")\n'
                 "f2a",
             ),
             (
@@ -194,7 +196,7 @@ NOTEBOOKS = {
                 'fig = figures.plot_lines(f2b, "correct_rate", "ndcg@10", "method", '
                 '"Figure 2b")\n'
                 "figures.save_figure(\n"
-                '    fig, f"{results_dir}/figures/figure2b_correct_rate.png")\n'
+                '    fig, f"{out_dir}/figures/figure2b_correct_rate.png")\n'
                 "f2b",
             ),
             (
@@ -202,7 +204,7 @@ NOTEBOOKS = {
                 "f3 = figures.figure3(prof, ctx, grid, backbone)\n"
                 'fig = figures.plot_heatmap(f3, "Figure 3: ndcg@10")\n'
                 "figures.save_figure(\n"
-                '    fig, f"{results_dir}/figures/figure3_ratios.png")\n'
+                '    fig, f"{out_dir}/figures/figure3_ratios.png")\n'
                 "f3",
             ),
             (
@@ -211,7 +213,7 @@ NOTEBOOKS = {
                 'fig = figures.plot_lines(f4, "budget", ["ndcg@5", "ndcg@10"], None, '
                 '"Figure 4")\n'
                 "figures.save_figure(\n"
-                '    fig, f"{results_dir}/figures/figure4_budget.png")\n'
+                '    fig, f"{out_dir}/figures/figure4_budget.png")\n'
                 "f4",
             ),
             (
@@ -219,7 +221,7 @@ NOTEBOOKS = {
                 'frames = {"figure2a": f2a, "figure2b": f2b, "figure3": f3, '
                 '"figure4": f4}\n'
                 "for name, frame in frames.items():\n"
-                '    report.save_csv(frame, f"{results_dir}/{name}.csv")',
+                '    report.save_csv(frame, f"{out_dir}/{name}.csv")',
             ),
         ],
     ),
@@ -282,10 +284,10 @@ NOTEBOOKS = {
                 'suffix = "" if teacher == "recorded" else f"_{teacher}"\n'
                 'keys = ["dataset", "backbone", "metric"]\n'
                 'report.save_csv(side.merge(sig, how="left", on=keys),\n'
-                '                f"{results_dir}/table1_main{suffix}.csv")\n'
-                'report.save_csv(table, f"{results_dir}/table1_cells{suffix}.csv")\n'
+                '                f"{out_dir}/table1_main{suffix}.csv")\n'
+                'report.save_csv(table, f"{out_dir}/table1_cells{suffix}.csv")\n'
                 'report.save_csv(grid.drop(columns=["overrides"], errors="ignore"),\n'
-                '                f"{results_dir}/table1_tuning.csv")',
+                '                f"{out_dir}/table1_tuning.csv")',
             ),
         ],
     ),
@@ -322,7 +324,7 @@ NOTEBOOKS = {
             ),
             (
                 "## 4. Record the results",
-                'report.save_csv(quality, f"{results_dir}/teacher_quality.csv")',
+                'report.save_csv(quality, f"{out_dir}/teacher_quality.csv")',
             ),
         ],
     ),
@@ -359,9 +361,9 @@ NOTEBOOKS = {
             ),
             (
                 "## 4. Record the results",
-                'report.save_csv(cost, f"{results_dir}/efficiency_llm_cost.csv")\n'
-                'report.save_csv(params, f"{results_dir}/efficiency_params.csv")\n'
-                'report.save_csv(latency, f"{results_dir}/efficiency_latency.csv")',
+                'report.save_csv(cost, f"{out_dir}/efficiency_llm_cost.csv")\n'
+                'report.save_csv(params, f"{out_dir}/efficiency_params.csv")\n'
+                'report.save_csv(latency, f"{out_dir}/efficiency_latency.csv")',
             ),
         ],
     ),
