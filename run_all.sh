@@ -9,9 +9,10 @@
 #   bash run_all.sh --local-teacher   # also Table 2 on ML with the offline
 #                                     # SmolLM2 teacher (about 3 s an answer
 #                                     # on one CPU core: many hours)
-#   bash run_all.sh --jobs 2          # compute the cells of Tables 1-2 in 2
-#                                     # one-thread processes first (a core
-#                                     # each), then execute the notebooks
+#   bash run_all.sh --jobs 2          # compute the cells (tables, teacher
+#                                     # quality, figures) in 2 one-thread
+#                                     # processes first (a core each), then
+#                                     # execute the notebooks
 #
 # Every number is an experiment cell stored under <results>/cells/, so a
 # killed run resumes where it stopped and a rerun computes nothing. The
@@ -103,11 +104,16 @@ compute_shards() {
 }
 if [ "$jobs" -gt 1 ]; then
   trap 'kill $(jobs -pr) 2>/dev/null || true' EXIT
-  # in phases: table 2 and the tuning grids reuse the trained recommenders,
-  # and Table 1 needs the settings the tuning grids chose
+  # in phases: table 2, the tuning grids, teacher quality and the figures
+  # reuse the trained recommenders, and Table 1 needs the settings the
+  # tuning grids chose
   compute_shards backbones
-  compute_shards tuning table2
-  compute_shards table1
+  compute_shards tuning table2 quality
+  compute_shards table1 figures
+  if [ "$local_teacher" = 1 ]; then
+    # the answers go to one SQLite store (WAL) that the shards share
+    compute_shards table2-local
+  fi
   trap - EXIT
 fi
 

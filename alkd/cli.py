@@ -111,9 +111,8 @@ def cmd_distill(args) -> int:
 
 def cmd_cells(args) -> int:
     """Compute a profile's cells, optionally one shard of them (parallel runs)."""
-    import zlib
-
-    from alkd import ablation, maintable, tuning
+    from alkd import ablation, figures, maintable, tuning
+    from alkd import teacher_quality as tq
     from alkd.experiments import Context, backbone_cells, get_profile, run_cell
 
     profile = get_profile(args.profile)
@@ -134,21 +133,38 @@ def cmd_cells(args) -> int:
         tuned = tuning.chosen_options(profile, ctx, compute=False)
         return maintable.main_cells(profile, tuned=tuned)
 
+    def recommender_cells():
+        # every recommender the profile trains: Table 1's and Figure 2a's
+        grid = figures.GRIDS[profile.name]
+        cells = backbone_cells(profile) + figures.recommender_cells(profile, grid)
+        return list({c.key: c for c in cells}.values())
+
     listing = {
-        "backbones": lambda: backbone_cells(profile),
+        "backbones": recommender_cells,
         "table2": lambda: ablation.table2_cells(profile),
         "tuning": lambda: [cell for _, _, cell in tuning.tuning_cells(profile)],
         "table1": table1_cells,
+        "quality": lambda: tq.quality_cells(profile),
+        # issue 4's table: the offline LLM teacher on ML (run_all --local-teacher)
+        "table2-local": lambda: ablation.table2_cells(
+            profile, datasets=["ML"], teacher="local"
+        ),
+        "figures": lambda: figures.distill_cells(profile, figures.GRIDS[profile.name]),
     }
     for table in args.tables:
-        cells = [
+        chosen = [
             c
             for c in listing[table]()
-            if zlib.crc32(c.key.encode()) % count == index
-            and (not args.datasets or c.dataset in args.datasets)
+            if (not args.datasets or c.dataset in args.datasets)
             and (not args.backbones or c.config.get("backbone") in args.backbones)
             and (not args.methods or c.config.get("method") in args.methods)
         ]
+        # every n-th cell of the listing, stored or not: neighbours in a
+        # listing cost alike (one method's grid, one backbone's seeds), so
+        # dealing them out balances the shards better than a hash of the key
+        # did (5 of the 6 teacher-quality cells in one shard), and counting
+        # the stored cells too keeps the split the same in every shard
+        cells = chosen[index::count]
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()
         if args.missing:
@@ -291,8 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tables",
         nargs="+",
-        default=["backbones", "table2", "tuning", "table1"],
-        choices=["backbones", "table2", "tuning", "table1"],
+        default=["backbones", "table2", "tuning", "table1", "quality", "figures"],
+        choices=[
+            "backbones",
+            "table2",
+            "tuning",
+            "table1",
+            "quality",
+            "figures",
+            "table2-local",
+        ],
+        help="cell lists, computed in this order (backbones first: the others"
+        " reuse the trained recommenders; tuning before table1, which runs the"
+        " settings the grids chose)",
     )
     p.add_argument("--shard", default="0/1", help="i/n: the i-th of n shards")
     p.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)

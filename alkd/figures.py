@@ -30,7 +30,13 @@ import seaborn as sns  # noqa: E402
 
 from alkd.ablation import distill_cell  # noqa: E402
 from alkd.distill import DistillConfig  # noqa: E402
-from alkd.experiments import Context, Profile, recommender_cell, run_cells  # noqa: E402
+from alkd.experiments import (  # noqa: E402
+    Cell,
+    Context,
+    Profile,
+    recommender_cell,
+    run_cells,
+)
 
 
 @dataclass(frozen=True)
@@ -80,72 +86,129 @@ def _frame(records, **labels) -> pd.DataFrame:
     )
 
 
+def figure2a_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[tuple[int, Cell, Cell]]:
+    """(dim, the plain student's cell, ALKDRec's cell) for each dimension."""
+    seed = profile.distill_seeds[0]
+    rec_seed = seed if profile.rec_seed is None else profile.rec_seed
+    return [
+        (
+            dim,
+            recommender_cell("ML", backbone, dim, rec_seed, profile.train),
+            _cell(profile, "alkdrec", seed, backbone=backbone, student_dim=dim),
+        )
+        for dim in grid.dims
+    ]
+
+
+def figure2b_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[tuple[float, str, Cell]]:
+    """(correct rate c, method, cell): both policies told the same c."""
+    seed = profile.distill_seeds[0]
+    out = []
+    for c in grid.correct_rates:
+        ratios = (c / 6, 5 * c / 6, 1 - c)
+        for strategy, name in (("alkdrec", "ALKDRec"), ("rad-bc", "RAD-BC")):
+            cell = _cell(profile, strategy, seed, backbone=backbone, ratios=ratios)
+            out.append((c, name, cell))
+    return out
+
+
+def figure3_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[tuple[float, float, Cell]]:
+    """(effective, similar, cell) over the grid; incorrect takes the rest."""
+    seed = profile.distill_seeds[0]
+    return [
+        (
+            ef,
+            si,
+            _cell(
+                profile,
+                "alkdrec",
+                seed,
+                backbone=backbone,
+                ratios=(ef, si, 1 - ef - si),
+            ),
+        )
+        for ef in grid.effective
+        for si in grid.similar
+        if ef + si < 1
+    ]
+
+
+def figure4_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[tuple[int, Cell]]:
+    seed = profile.distill_seeds[0]
+    return [
+        (budget, _cell(profile, "alkdrec", seed, backbone=backbone, budget=budget))
+        for budget in grid.budgets
+    ]
+
+
+def recommender_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[Cell]:
+    """The plain students of Figure 2a (trained before any distillation)."""
+    return [student for _, student, _ in figure2a_cells(profile, grid, backbone)]
+
+
+def distill_cells(
+    profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
+) -> list[Cell]:
+    """Every distillation cell of Figures 2-4, each once, in figure order.
+
+    What ``alkd cells --tables figures`` computes in shards before the
+    figures notebook, which then reads them stored.
+    """
+    cells = [c for _, _, c in figure2a_cells(profile, grid, backbone)]
+    cells += [c for _, _, c in figure2b_cells(profile, grid, backbone)]
+    cells += [c for _, _, c in figure3_cells(profile, grid, backbone)]
+    cells += [c for _, c in figure4_cells(profile, grid, backbone)]
+    return list({c.key: c for c in cells}.values())
+
+
 def figure2a(
     profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
 ) -> pd.DataFrame:
     """ndcg@10 vs student dimension: the plain student and ALKDRec."""
     frames = []
-    for dim in grid.dims:
-        for seed in profile.distill_seeds[:1]:
-            rec_seed = seed if profile.rec_seed is None else profile.rec_seed
-            student = run_cells(
-                [recommender_cell("ML", backbone, dim, rec_seed, profile.train)], ctx
-            )
-            frames.append(_frame(student, dim=dim, method="Student"))
-            cells = [
-                _cell(profile, "alkdrec", seed, backbone=backbone, student_dim=dim)
-            ]
-            frames.append(_frame(run_cells(cells, ctx), dim=dim, method="ALKDRec"))
+    for dim, student, alkdrec in figure2a_cells(profile, grid, backbone):
+        frames.append(_frame(run_cells([student], ctx), dim=dim, method="Student"))
+        frames.append(_frame(run_cells([alkdrec], ctx), dim=dim, method="ALKDRec"))
     return pd.concat(frames, ignore_index=True)
 
 
 def figure2b(
     profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
 ) -> pd.DataFrame:
-    frames = []
-    for c in grid.correct_rates:
-        ratios = (c / 6, 5 * c / 6, 1 - c)
-        for strategy, name in (("alkdrec", "ALKDRec"), ("rad-bc", "RAD-BC")):
-            cells = [
-                _cell(profile, strategy, s, backbone=backbone, ratios=ratios)
-                for s in profile.distill_seeds[:1]
-            ]
-            frames.append(_frame(run_cells(cells, ctx), correct_rate=c, method=name))
+    frames = [
+        _frame(run_cells([cell], ctx), correct_rate=c, method=name)
+        for c, name, cell in figure2b_cells(profile, grid, backbone)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
 def figure3(
     profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
 ) -> pd.DataFrame:
-    frames = []
-    for ef in grid.effective:
-        for si in grid.similar:
-            if ef + si >= 1:
-                continue
-            cells = [
-                _cell(
-                    profile,
-                    "alkdrec",
-                    s,
-                    backbone=backbone,
-                    ratios=(ef, si, 1 - ef - si),
-                )
-                for s in profile.distill_seeds[:1]
-            ]
-            frames.append(_frame(run_cells(cells, ctx), effective=ef, similar=si))
+    frames = [
+        _frame(run_cells([cell], ctx), effective=ef, similar=si)
+        for ef, si, cell in figure3_cells(profile, grid, backbone)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
 def figure4(
     profile: Profile, ctx: Context, grid: FigureGrid, backbone: str = "fpmc"
 ) -> pd.DataFrame:
-    frames = []
-    for budget in grid.budgets:
-        cells = [
-            _cell(profile, "alkdrec", s, backbone=backbone, budget=budget)
-            for s in profile.distill_seeds[:1]
-        ]
-        frames.append(_frame(run_cells(cells, ctx), budget=budget))
+    frames = [
+        _frame(run_cells([cell], ctx), budget=budget)
+        for budget, cell in figure4_cells(profile, grid, backbone)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -191,3 +191,62 @@ def test_cells_missing_lists_what_is_left_and_computes_nothing(
     for i, cell in enumerate(cells):
         label = f"  ML {cell.config['backbone']} {cell.config['strategy']}: 1"
         assert (label in lines) == (i > 0)
+
+
+def listed_keys(monkeypatch, tmp_path, tables: list[str], profile="smoke") -> list[str]:
+    """The keys ``alkd cells --tables ...`` would compute, in both shards."""
+    import alkd.experiments
+
+    keys: list[str] = []
+    monkeypatch.setattr(alkd.experiments, "run_cell", lambda c, ctx: keys.append(c.key))
+    for shard in ("0/2", "1/2"):
+        argv = ["cells", "--profile", profile, "--tables", *tables]
+        assert main(argv + ["--shard", shard, "--results", str(tmp_path)]) == 0
+    return keys
+
+
+def test_figure_and_quality_shards_list_the_cells_their_notebooks_read(
+    monkeypatch, tmp_path
+):
+    # a shard list that drifts from what the notebook asks for wastes the
+    # parallel work and leaves the notebook computing alone, so compare them
+    from alkd import figures
+    from alkd import teacher_quality as tq
+    from alkd.experiments import get_profile
+
+    profile = get_profile("quick")
+    grid = figures.GRIDS["quick"]
+    asked: list[str] = []
+
+    def record(cells, ctx):
+        cells = list(cells)
+        asked.extend(c.key for c in cells)
+        return [{"config": {"seed": 0}, "metrics": {"ndcg@10": 0.0}} for _ in cells]
+
+    monkeypatch.setattr(figures, "run_cells", record)
+    for draw in (figures.figure2a, figures.figure2b, figures.figure3, figures.figure4):
+        draw(profile, None, grid)
+    students = {c.key for c in figures.recommender_cells(profile, grid)}
+    distilled = set(listed_keys(monkeypatch, tmp_path, ["figures"], "quick"))
+    assert students | distilled == set(asked)
+    assert not students & distilled
+    assert len(distilled) == len(set(asked)) - len(grid.dims)
+
+    recommenders = set(listed_keys(monkeypatch, tmp_path, ["backbones"], "quick"))
+    assert students <= recommenders  # trained in the first phase, before any figure
+
+    quality = listed_keys(monkeypatch, tmp_path, ["quality"], "quick")
+    assert sorted(quality) == sorted(c.key for c in tq.quality_cells(profile))
+
+
+def test_local_teacher_shards_list_table2_on_ml_with_the_local_teacher(
+    monkeypatch, tmp_path
+):
+    from alkd import ablation
+    from alkd.experiments import get_profile
+
+    keys = listed_keys(monkeypatch, tmp_path, ["table2-local"])
+    want = ablation.table2_cells(get_profile("smoke"), datasets=["ML"], teacher="local")
+    assert sorted(keys) == sorted(c.key for c in want)
+    recorded = ablation.table2_cells(get_profile("smoke"), datasets=["ML"])
+    assert not set(keys) & {c.key for c in recorded}
