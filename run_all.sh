@@ -6,7 +6,7 @@
 #   bash run_all.sh --profile paper   # five seeds, the paper's grids
 #   bash run_all.sh --profile smoke   # minutes; what CI runs
 #   bash run_all.sh --force           # re-execute notebooks even if current
-#   bash run_all.sh --local-teacher   # also Table 2 on ML with the offline
+#   bash run_all.sh --local-teacher   # also Tables 1-2 on ML with the offline
 #                                     # SmolLM2 teacher (about 3 s an answer
 #                                     # on one CPU core: many hours)
 #   bash run_all.sh --jobs 2          # compute the cells (tables, teacher
@@ -111,8 +111,10 @@ if [ "$jobs" -gt 1 ]; then
   compute_shards tuning table2 quality
   compute_shards table1 figures
   if [ "$local_teacher" = 1 ]; then
-    # the answers go to one SQLite store (WAL) that the shards share
+    # the answers go to one SQLite store (WAL) that the shards share; Table
+    # 1's DLLM2Rec cells come after, as they reuse the random strategy's
     compute_shards table2-local
+    compute_shards table1-local
   fi
   trap - EXIT
 fi
@@ -125,6 +127,9 @@ if [ "$local_teacher" = 1 ]; then
   # issue 4's table: ML, every backbone and seed, the local teacher's pool
   # is every train session; answers are kept in runs/answers.sqlite
   run_notebook table2_ablation_local table2_ablation -p teacher local \
+    -y "datasets: [ML]"
+  # Table 1 with it: the KD baselines but DLLM2Rec are the recorded run's cells
+  run_notebook table1_main_local table1_main -p teacher local \
     -y "datasets: [ML]"
 fi
 .venv/bin/python -m alkd.results_readme "$out" "$profile"

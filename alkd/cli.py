@@ -150,6 +150,13 @@ def cmd_cells(args) -> int:
             profile, datasets=["ML"], teacher="local"
         ),
         "figures": lambda: figures.distill_cells(profile, figures.GRIDS[profile.name]),
+        # Table 1 on ML with the local teacher: only DLLM2Rec's cells are new
+        "table1-local": lambda: maintable.main_cells(
+            profile,
+            datasets=["ML"],
+            teacher="local",
+            tuned=tuning.chosen_options(profile, ctx, compute=False),
+        ),
     }
     for table in args.tables:
         chosen = [
@@ -316,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
             "quality",
             "figures",
             "table2-local",
+            "table1-local",
         ],
         help="cell lists, computed in this order (backbones first: the others"
         " reuse the trained recommenders; tuning before table1, which runs the"

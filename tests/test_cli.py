@@ -250,3 +250,19 @@ def test_local_teacher_shards_list_table2_on_ml_with_the_local_teacher(
     assert sorted(keys) == sorted(c.key for c in want)
     recorded = ablation.table2_cells(get_profile("smoke"), datasets=["ML"])
     assert not set(keys) & {c.key for c in recorded}
+
+
+def test_local_table1_shards_add_only_dllm2rec_cells_to_the_recorded_table1(
+    monkeypatch, tmp_path
+):
+    # the local Table 1 reuses every KD-baseline cell that does not ask the LLM
+    from alkd import maintable
+    from alkd.experiments import get_profile
+
+    keys = set(listed_keys(monkeypatch, tmp_path, ["table1-local"]))
+    recorded = maintable.main_cells(get_profile("smoke"), datasets=["ML"])
+    same = {c.key for c in recorded if c.config["method"] != "dllm2rec"}
+    llm = {c.key for c in recorded if c.config["method"] == "dllm2rec"}
+    assert same < keys
+    assert not llm & keys
+    assert len(keys - same) == len(llm) > 0

@@ -173,3 +173,53 @@ def test_local_table2_compares_alkdrec_with_its_rivals_and_with_gpt4(tmp_path):
         "in 2 of 2; it is above ALKDRec with the recorded GPT-4 answers in 1 of 2."
     ) in text
     assert "- ndcg@10: with the local teacher" not in text  # no ndcg rows
+
+
+def test_local_table1_counts_wins_and_compares_the_llm_rows_with_gpt4(tmp_path):
+    def row(bb, method, mean, alkdrec, best, star):
+        return {
+            "dataset": "ML",
+            "backbone": bb,
+            "method": method,
+            "metric": "recall@10",
+            "mean": mean,
+            "std": 0.0,
+            "n_seeds": 3,
+            "paper": 0.02,
+            "best_baseline": "DSL",
+            "best_baseline_mean": best,
+            "alkdrec_mean": alkdrec,
+            "star": star,
+        }
+
+    local = [
+        row("fpmc", "ALKDRec", 0.011, 0.011, 0.010, True),
+        row("fpmc", "DLLM2Rec", 0.004, 0.011, 0.010, True),
+        row("stamp", "ALKDRec", 0.006, 0.006, 0.008, False),
+        row("stamp", "DLLM2Rec", 0.009, 0.006, 0.008, False),
+    ]
+    recorded = [
+        row("fpmc", "ALKDRec", 0.020, 0.020, 0.010, True),
+        row("fpmc", "DLLM2Rec", 0.003, 0.020, 0.010, True),
+        row("stamp", "ALKDRec", 0.005, 0.005, 0.008, False),
+        row("stamp", "DLLM2Rec", 0.009, 0.005, 0.008, False),  # a tie: not above
+    ]
+    pd.DataFrame(local).to_csv(tmp_path / "table1_main_local.csv", index=False)
+    pd.DataFrame(recorded).to_csv(tmp_path / "table1_main.csv", index=False)
+    text = results_readme.build(tmp_path, "quick")
+    section = text.split("## Table 1 with the local LLM teacher", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    assert (
+        "- ALKDRec with the local teacher is ahead of the best KD baseline in "
+        "1 of 2 dataset-backbone-metric cells, significantly (Welch t-test over "
+        "seeds, p < 0.05) in 1."
+    ) in section
+    assert (
+        "- ALKDRec: the local teacher's mean is above the recorded GPT-4 "
+        "answers' in 1 of 2 backbone-metric values."
+    ) in section
+    assert (
+        "- DLLM2Rec: the local teacher's mean is above the recorded GPT-4 "
+        "answers' in 1 of 2" in section
+    )
+    assert "ALKDRec-exact:" not in section  # no such rows, no statement
