@@ -32,7 +32,7 @@ from alkd.data import (
     session_item_sets,
 )
 from alkd.io import atomic_write
-from alkd.metrics import label_ranks, metrics_from_ranks
+from alkd.metrics import factored_label_ranks, metrics_from_ranks
 from alkd.models import SessionRecommender, build_model
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,16 @@ def evaluate(
     for start in range(0, len(split), batch_size):
         part = split.subset(np.arange(start, min(start + batch_size, len(split))))
         batch = make_batch(part.sessions, seq_len).to(device)
-        scores = model.scores(batch)  # (B, N)
-        ranks.append(label_ranks(scores, part.labels, session_item_sets(part.sessions)))
+        # scores(batch) is encode(batch) @ item_embeddings().T for every
+        # backbone; ranked block by block, without the (B, N) matrix
+        ranks.append(
+            factored_label_ranks(
+                model.encode(batch),
+                model.item_embeddings(),
+                part.labels,
+                session_item_sets(part.sessions),
+            )
+        )
     model.train(was_training)
     return metrics_from_ranks(torch.cat(ranks), ks)
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 from scipy import stats
 
-from alkd.metrics import label_ranks, metrics_from_ranks, rank_metrics, ttest_ind
+from alkd.metrics import (
+    ROW_BLOCK,
+    factored_label_ranks,
+    label_ranks,
+    metrics_from_ranks,
+    rank_metrics,
+    ttest_ind,
+)
 
 
 def reference_rank(row: list[float], label: int, excluded: set[int]) -> int | None:
@@ -139,3 +146,47 @@ def test_ttest_ind():
     t = (2 - 5) / math.sqrt(1 / 3 + 1 / 3)
     p = ttest_ind([1, 2, 3], [4, 5, 6])
     assert p == pytest.approx(2 * stats.t.sf(abs(t), df=4))
+
+
+def test_blocks_equal_one_pass_over_rows_not_a_multiple_of_the_block():
+    # 100 rows cross three block boundaries and end in a partial block;
+    # integer-valued scores make ties with the label common, and the
+    # exclusions fall in every block
+    scores, labels, exclude = random_case(np.random.default_rng(11), b=100)
+    assert ROW_BLOCK < 100 and 100 % ROW_BLOCK
+    ranks = label_ranks(scores, labels, exclude)
+    for row in range(100):
+        got = label_ranks(scores[row : row + 1], labels[row : row + 1], exclude[row : row + 1])
+        assert int(ranks[row]) == int(got[0]), row
+
+
+def test_nan_in_a_later_block_is_found():
+    scores = torch.zeros(3 * ROW_BLOCK + 5, 7)
+    scores[3 * ROW_BLOCK + 2, 4] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        label_ranks(scores, np.zeros(len(scores), dtype=np.int64), None)
+
+
+@pytest.mark.parametrize("n_items", [8475, 26138])  # ML, Games
+@pytest.mark.parametrize("dim", [10, 100])  # student, teacher
+def test_factored_ranks_equal_ranks_of_the_whole_product(n_items, dim):
+    # the block products must equal the rows of one product bit for bit,
+    # else a tie could fall differently than in the stored cells
+    gen = torch.Generator().manual_seed(dim)
+    sessions = torch.randn(1024, dim, generator=gen)
+    items = torch.randn(n_items, dim, generator=gen)
+    labels = torch.randint(0, n_items, (1024,), generator=gen)
+    exclude = [np.arange(i % 7) * 97 % n_items for i in range(1024)]
+    whole = sessions @ items.T
+    for start in range(0, 1024, ROW_BLOCK):
+        block = sessions[start : start + ROW_BLOCK] @ items.T
+        assert torch.equal(block, whole[start : start + ROW_BLOCK]), start
+    assert torch.equal(
+        factored_label_ranks(sessions, items, labels, exclude),
+        label_ranks(whole, labels, exclude),
+    )
+
+
+def test_factored_ranks_refuse_mismatched_dims():
+    with pytest.raises(ValueError, match="must share d"):
+        factored_label_ranks(torch.zeros(2, 3), torch.zeros(5, 4), [0, 1])
