@@ -2,8 +2,13 @@
 # The main job: regenerate the paper's tables and figures as executed
 # notebooks, CSV files and plots.
 #
-#   bash run_all.sh                   # profile quick (seed-0 recommenders)
+#   bash run_all.sh                   # profile quick: seed 0 throughout
+#                                     # (results/quick/)
+#   bash run_all.sh --profile seeds3  # three distillation seeds over the
+#                                     # seed-0 recommenders (results/: the
+#                                     # committed headline tables)
 #   bash run_all.sh --profile paper   # five seeds, the paper's grids
+#                                     # (results/paper/)
 #   bash run_all.sh --profile smoke   # minutes; what CI runs
 #   bash run_all.sh --force           # re-execute notebooks even if current
 #   bash run_all.sh --local-teacher   # also Tables 1-2 on ML with the offline
@@ -12,14 +17,15 @@
 #   bash run_all.sh --jobs 2          # compute the cells (tables, teacher
 #                                     # quality, figures) in 2 one-thread
 #                                     # processes first (a core each), then
-#                                     # execute the notebooks
+#                                     # execute the notebooks; the default is
+#                                     # one per CPU core, at most 4
 #
 # Every number is an experiment cell stored under <results>/cells/, so a
 # killed run resumes where it stopped and a rerun computes nothing. The
-# profiles share that cell store (a paper-profile cell with the quick
-# profile's configuration is the same cell); each profile's notebooks, tables
-# and figures go to its own folder: <results>/ for quick, <results>/paper/ for
-# paper (ALKD_OUT overrides), so a paper run never overwrites the quick tables.
+# profiles share that cell store (a cell with the same configuration is the
+# same cell: quick's are a part of seeds3's and paper's); each profile's
+# notebooks, tables and figures go to its own folder (ALKD_OUT overrides),
+# so no profile overwrites another's tables.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +33,10 @@ profile=quick
 force=0
 local_teacher=0
 device=auto
-jobs=1
+# one shard a core: the cells are one-thread work (see compute_shards); at
+# most 4, as each shard holds its own copy of the data and models
+cores=$(nproc 2>/dev/null || echo 1)
+jobs=$(( cores < 4 ? cores : 4 ))
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
@@ -36,13 +45,13 @@ while [ $# -gt 0 ]; do
     --force) force=1; shift ;;
     --jobs) jobs=$2; shift 2 ;;
     --local-teacher) local_teacher=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$profile" in
-  smoke|quick|paper) ;;
-  *) echo "run_all.sh: unknown profile '$profile' (smoke, quick, paper)" >&2; exit 2 ;;
+  smoke|quick|seeds3|paper) ;;
+  *) echo "run_all.sh: unknown profile '$profile' (smoke, quick, seeds3, paper)" >&2; exit 2 ;;
 esac
 if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then
   echo "run_all.sh: --jobs wants a positive whole number, not '$jobs'" >&2; exit 2
@@ -58,11 +67,10 @@ if [ "$profile" = smoke ]; then
 else
   results=${ALKD_RESULTS:-results}
 fi
-if [ "$profile" = paper ]; then
-  out=${ALKD_OUT:-$results/paper}
-else
-  out=${ALKD_OUT:-$results}
-fi
+case "$profile" in
+  quick|paper) out=${ALKD_OUT:-$results/$profile} ;;
+  *) out=${ALKD_OUT:-$results} ;;
+esac
 work=${ALKD_WORK:-runs}
 mkdir -p "$out/notebooks"
 

@@ -109,23 +109,11 @@ def cmd_distill(args) -> int:
     return 0
 
 
-def cmd_cells(args) -> int:
-    """Compute a profile's cells, optionally one shard of them (parallel runs)."""
+def cell_listings(profile, ctx) -> dict:
+    """Each table's cells for ``alkd cells --tables``, as functions (lazy)."""
     from alkd import ablation, figures, maintable, tuning
     from alkd import teacher_quality as tq
-    from alkd.experiments import Context, backbone_cells, get_profile, run_cell
-
-    profile = get_profile(args.profile)
-    index, count = (int(x) for x in args.shard.split("/"))
-    if not 0 <= index < count:
-        raise ValueError(f"--shard {args.shard}: want i/n with 0 <= i < n")
-    ctx = Context(
-        data_root=args.data,
-        results_dir=args.results,
-        work_dir=args.work,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    from alkd.experiments import backbone_cells
 
     def table1_cells():
         # the settings chosen so far; a method whose grid is incomplete
@@ -139,7 +127,7 @@ def cmd_cells(args) -> int:
         cells = backbone_cells(profile) + figures.recommender_cells(profile, grid)
         return list({c.key: c for c in cells}.values())
 
-    listing = {
+    return {
         "backbones": recommender_cells,
         "table2": lambda: ablation.table2_cells(profile),
         "tuning": lambda: [cell for _, _, cell in tuning.tuning_cells(profile)],
@@ -158,6 +146,36 @@ def cmd_cells(args) -> int:
             tuned=tuning.chosen_options(profile, ctx, compute=False),
         ),
     }
+
+
+def shard_cells(cells: list, shard: str) -> list:
+    """The cells of shard ``i/n``: every n-th cell of the listing, from the i-th.
+
+    Neighbours in a listing cost alike (one method's grid, one backbone's
+    seeds), so dealing them out balances the shards better than a hash of
+    the key did (5 of the 6 teacher-quality cells in one shard), and
+    counting the stored cells too keeps the split the same in every shard.
+    """
+    index, count = (int(x) for x in shard.split("/"))
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {shard}: want i/n with 0 <= i < n")
+    return cells[index::count]
+
+
+def cmd_cells(args) -> int:
+    """Compute a profile's cells, optionally one shard of them (parallel runs)."""
+    from alkd.experiments import Context, get_profile, run_cell
+
+    profile = get_profile(args.profile)
+    shard_cells([], args.shard)  # a bad --shard fails before any work
+    ctx = Context(
+        data_root=args.data,
+        results_dir=args.results,
+        work_dir=args.work,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    listing = cell_listings(profile, ctx)
     for table in args.tables:
         chosen = [
             c
@@ -166,12 +184,7 @@ def cmd_cells(args) -> int:
             and (not args.backbones or c.config.get("backbone") in args.backbones)
             and (not args.methods or c.config.get("method") in args.methods)
         ]
-        # every n-th cell of the listing, stored or not: neighbours in a
-        # listing cost alike (one method's grid, one backbone's seeds), so
-        # dealing them out balances the shards better than a hash of the key
-        # did (5 of the 6 teacher-quality cells in one shard), and counting
-        # the stored cells too keeps the split the same in every shard
-        cells = chosen[index::count]
+        cells = shard_cells(chosen, args.shard)
         if args.reverse:  # meets a forward run in the middle instead of trailing it
             cells.reverse()
         if args.missing:
@@ -310,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cells", help="compute a profile's cells (one shard of them)")
     _common(p)
     p.add_argument("--results", default="results")
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument(
+        "--profile", default="quick", choices=["smoke", "quick", "seeds3", "paper"]
+    )
     p.add_argument(
         "--tables",
         nargs="+",

@@ -1,7 +1,7 @@
 """Figures 2-4 of the paper: the cells they need and the plots.
 
 All figures use FPMC on ML with the recorded GPT-4 teacher, as the paper's
-Figure 2a does; the grids are the profile's (reduced in ``quick``).
+Figure 2a does; the grids are the profile's (reduced in ``quick`` and ``seeds3``).
 
 - Figure 2a: ndcg@10 against the student's latent dimension, Student vs
   ALKDRec.
@@ -57,6 +57,7 @@ GRIDS = {
         budgets=(100,),
     ),
     "quick": FigureGrid(),
+    "seeds3": FigureGrid(),
     "paper": FigureGrid(
         dims=(5, 10, 20, 50, 100),
         correct_rates=(0.1, 0.2, 0.4, 0.6, 0.8, 0.9),

@@ -6,7 +6,7 @@ import pytest
 
 from alkd.experiments import Context, get_profile
 
-QUICK = get_profile("quick")
+SEEDS3 = get_profile("seeds3")  # three distillation seeds
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_table2_without_compute_reads_only_stored_cells(ctx, monkeypatch):
         raise AssertionError("compute=False must not run a cell")
 
     monkeypatch.setattr(ablation, "run_cells", refuse)
-    cells = ablation.table2_cells(QUICK, datasets=["ML"], backbones=["stamp"])
+    cells = ablation.table2_cells(SEEDS3, datasets=["ML"], backbones=["stamp"])
     record = {
         "key": cells[0].key,
         "kind": "distill",
@@ -35,7 +35,7 @@ def test_table2_without_compute_reads_only_stored_cells(ctx, monkeypatch):
     path.write_text(json.dumps(record))
 
     metrics, _ = ablation.table2(
-        QUICK, ctx, compute=False, datasets=["ML"], backbones=["stamp"]
+        SEEDS3, ctx, compute=False, datasets=["ML"], backbones=["stamp"]
     )
     assert set(metrics["strategy"]) == {cells[0].config["strategy"]}
     assert list(metrics["value"]) == [0.01]
@@ -46,7 +46,7 @@ def test_table2_marks_cells_whose_distillation_kept_the_student(ctx, monkeypatch
     from alkd import report
 
     cells = ablation.table2_cells(
-        QUICK, datasets=["ML"], backbones=["fpmc"], strategies=["random"]
+        SEEDS3, datasets=["ML"], backbones=["fpmc"], strategies=["random"]
     )
     for cell, best_iter in zip(cells[:2], [0, 40]):
         record = {
@@ -68,7 +68,7 @@ def test_table2_marks_cells_whose_distillation_kept_the_student(ctx, monkeypatch
         path.write_text(json.dumps(record))
 
     metrics, diag = ablation.table2(
-        QUICK,
+        SEEDS3,
         ctx,
         compute=False,
         datasets=["ML"],

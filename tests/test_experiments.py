@@ -264,3 +264,31 @@ def test_runstate_usage_errors(capsys):
     assert runstate.main(["current"]) == 2
     assert runstate.main(["stamp", "a", "b", "c", "d"]) == 2
     assert "Usage" in capsys.readouterr().err
+
+
+def test_quick_is_one_seed_and_a_part_of_seeds3_and_paper():
+    # issue 6: the default run uses one seed; the three-seed profile and
+    # the paper profile must reuse every quick cell (same configuration,
+    # same key), so a finished quick run is a head start for both
+    from alkd import ablation, figures, maintable, tuning
+
+    quick, seeds3, paper = (get_profile(n) for n in ("quick", "seeds3", "paper"))
+    assert quick.distill_seeds == (0,) and quick.seeds == (0,)
+    assert seeds3.distill_seeds == (0, 1, 2) and seeds3.rec_seed == 0
+
+    def keys(profile):
+        grid = figures.GRIDS[profile.name]
+        cells = (
+            backbone_cells(profile)
+            + ablation.table2_cells(profile)
+            + [c for _, _, c in tuning.tuning_cells(profile)]
+            + maintable.main_cells(profile)
+            + figures.distill_cells(profile, grid)
+        )
+        return {c.key for c in cells}
+
+    quick_keys = keys(quick)
+    assert quick_keys < keys(seeds3)
+    assert len(keys(seeds3)) > len(quick_keys)
+    table2 = {c.key for c in ablation.table2_cells(quick)}
+    assert table2 <= keys(paper)  # seed 0 with the seed-0 recommenders

@@ -15,7 +15,7 @@ mkdir -p "$out"
 # own results and work folders: nothing is shared with the uninterrupted run
 export ALKD_RESULTS=$out/results ALKD_WORK=$out/work
 
-setsid bash run_all.sh --profile smoke > "$out/first.log" 2>&1 &
+setsid bash run_all.sh --profile smoke --jobs 1 > "$out/first.log" 2>&1 &
 first=$!
 sleep "$delay"
 if kill -0 "$first" 2>/dev/null; then
@@ -27,5 +27,5 @@ else
 fi
 wait "$first" 2>/dev/null || true
 
-bash run_all.sh --profile smoke > "$out/second.log" 2>&1
+bash run_all.sh --profile smoke --jobs 1 > "$out/second.log" 2>&1
 echo "kill_and_resume: second run finished, results in $out/results"

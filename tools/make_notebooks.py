@@ -39,7 +39,7 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 pd.set_option("display.width", 200, "display.max_columns", 40)"""
 
 COMMON_PARAMS = """\
-profile = "smoke"  # smoke (CI, minutes) | quick (one seed) | paper (five seeds)
+profile = "smoke"  # smoke (CI) | quick (one seed) | seeds3 (3 seeds) | paper (5)
 data_dir = None  # None: $ALKD_DATA, else ./data
 results_dir = "results"  # the cell store (cells, hints) shared by the profiles
 out_dir = None  # where this run's tables and figures go; None: results_dir
@@ -300,7 +300,7 @@ NOTEBOOKS = {
         "The recommender was trained on these sessions, so its own order is an "
         "optimistic reference, not a fair competitor.",
         'datasets = ["ML", "Games"]\n'
-        "n_sessions = None  # None: the profile's count (300 in quick and paper)\n"
+        "n_sessions = None  # None: the profile's count (300 but in smoke)\n"
         "compute = True  # False: only the cells already stored (a run in progress)",
         [
             (

@@ -1,0 +1,102 @@
+"""What a profile costs from scratch, estimated from its stored cells' seconds.
+
+Every cell records the seconds it took (``seconds``). This sums them over
+the cells a profile reads, table by table, and estimates the wall time of
+``bash run_all.sh --jobs N``: the cells are computed in the same three
+phases and the same shards as there (``alkd.cli.shard_cells``), a phase
+lasts as long as its slowest shard, and a cell an earlier phase stored is
+not computed again. It is an estimate: each cell's seconds are those of the
+run that made it, with whatever else shared the machine then, and with the
+code of that time. Cells not yet stored are counted, not priced.
+
+    python tools/profile_cost.py --profile quick --jobs 2
+    python tools/profile_cost.py --profile seeds3 --jobs 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from alkd.cli import cell_listings, shard_cells
+from alkd.experiments import PROFILES, Context, get_profile
+
+log = logging.getLogger("profile_cost")
+
+# run_all.sh's phases when it shards (without --local-teacher)
+PHASES = (("backbones",), ("tuning", "table2", "quality"), ("table1", "figures"))
+
+
+def stored_seconds(ctx: Context, cell) -> float | None:
+    """The seconds a stored cell took; None when it is not stored."""
+    path = ctx.cell_path(cell)
+    if not path.is_file():
+        return None
+    return float(json.loads(path.read_text()).get("seconds") or 0.0)
+
+
+def table_costs(listing: dict, ctx: Context) -> dict[str, dict]:
+    """Per table: cells, missing cells and stored core-hours (each key once)."""
+    seen: set[str] = set()
+    costs = {}
+    for table in (t for phase in PHASES for t in phase):
+        cells = [c for c in listing[table]() if c.key not in seen]
+        seen.update(c.key for c in cells)
+        seconds = [stored_seconds(ctx, c) for c in cells]
+        costs[table] = {
+            "cells": len(cells),
+            "missing": sum(s is None for s in seconds),
+            "hours": sum(s or 0.0 for s in seconds) / 3600,
+        }
+    return costs
+
+
+def wall_hours(listing: dict, ctx: Context, jobs: int) -> float:
+    """Estimated wall hours with ``jobs`` shards: the slowest shard per phase."""
+    done: set[str] = set()
+    total = 0.0
+    for phase in PHASES:
+        shard_seconds = []
+        for i in range(jobs):
+            seconds = 0.0
+            for table in phase:
+                for cell in shard_cells(listing[table](), f"{i}/{jobs}"):
+                    if cell.key not in done:
+                        seconds += stored_seconds(ctx, cell) or 0.0
+            shard_seconds.append(seconds)
+        total += max(shard_seconds)
+        done.update(c.key for t in phase for c in listing[t]())
+    return total / 3600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", choices=list(PROFILES))
+    parser.add_argument("--results", default="results", help="the cell store")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    if any(j < 1 for j in args.jobs):
+        parser.error(f"--jobs wants positive numbers, got {args.jobs}")
+    if not (Path(args.results) / "cells").is_dir():
+        parser.error(f"--results {args.results}: no cells/ folder there")
+    logging.basicConfig(level=logging.WARNING)
+
+    profile = get_profile(args.profile)
+    ctx = Context(results_dir=Path(args.results), progress=False)
+    listing = cell_listings(profile, ctx)
+    costs = table_costs(listing, ctx)
+    print(f"profile {profile.name}: stored seconds of the cells it reads")
+    for table, c in costs.items():
+        print(
+            f"  {table:9s} {c['cells']:4d} cells ({c['missing']} not stored) "
+            f"{c['hours']:6.2f} core-hours"
+        )
+    print(f"  total     {sum(c['hours'] for c in costs.values()):6.2f} core-hours")
+    for jobs in args.jobs:
+        print(f"  --jobs {jobs}: about {wall_hours(listing, ctx, jobs):.2f} h of wall time")
+
+
+if __name__ == "__main__":
+    main()
