@@ -91,6 +91,8 @@ def ranks_by_block(
     score raises ValueError: it would compare false and quietly lift the
     label.
     """
+    if block < 1:
+        raise ValueError(f"block must be a positive number of rows, got {block}")
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     if labels.shape != (b,):
         raise ValueError(

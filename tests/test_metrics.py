@@ -15,6 +15,7 @@ from alkd.metrics import (
     label_ranks,
     metrics_from_ranks,
     rank_metrics,
+    ranks_by_block,
     ttest_ind,
 )
 
@@ -169,16 +170,18 @@ def test_nan_in_a_later_block_is_found():
 
 @pytest.mark.parametrize("n_items", [8475, 26138])  # ML, Games
 @pytest.mark.parametrize("dim", [10, 100])  # student, teacher
-def test_factored_ranks_equal_ranks_of_the_whole_product(n_items, dim):
+@pytest.mark.parametrize("b", [1024, 947])  # a full batch; Games test's last
+def test_factored_ranks_equal_ranks_of_the_whole_product(n_items, dim, b):
     # the block products must equal the rows of one product bit for bit,
-    # else a tie could fall differently than in the stored cells
+    # else a tie could fall differently than in the stored cells; 947 rows
+    # end in a partial block of 19, as the last Games test batch does
     gen = torch.Generator().manual_seed(dim)
-    sessions = torch.randn(1024, dim, generator=gen)
+    sessions = torch.randn(b, dim, generator=gen)
     items = torch.randn(n_items, dim, generator=gen)
-    labels = torch.randint(0, n_items, (1024,), generator=gen)
-    exclude = [np.arange(i % 7) * 97 % n_items for i in range(1024)]
+    labels = torch.randint(0, n_items, (b,), generator=gen)
+    exclude = [np.arange(i % 7) * 97 % n_items for i in range(b)]
     whole = sessions @ items.T
-    for start in range(0, 1024, ROW_BLOCK):
+    for start in range(0, b, ROW_BLOCK):
         block = sessions[start : start + ROW_BLOCK] @ items.T
         assert torch.equal(block, whole[start : start + ROW_BLOCK]), start
     assert torch.equal(
@@ -190,3 +193,8 @@ def test_factored_ranks_equal_ranks_of_the_whole_product(n_items, dim):
 def test_factored_ranks_refuse_mismatched_dims():
     with pytest.raises(ValueError, match="must share d"):
         factored_label_ranks(torch.zeros(2, 3), torch.zeros(5, 4), [0, 1])
+
+
+def test_block_size_must_be_positive():
+    with pytest.raises(ValueError, match="block"):
+        ranks_by_block(lambda rows: torch.zeros(1, 3)[rows], 1, 3, [0], None, block=0)

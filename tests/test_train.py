@@ -113,10 +113,18 @@ def test_train_config_validation():
 # ---------- evaluation ----------
 
 
-def test_evaluate_equals_one_shot_rank_metrics(make_pattern_dataset):
+@pytest.mark.parametrize("backbone", ["fpmc", "stamp", "attmix"])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_evaluate_equals_one_shot_rank_metrics(make_pattern_dataset, backbone, wrapped):
+    # evaluate ranks encode @ item_embeddings.T, not model.scores: they must
+    # agree for every backbone, also inside the KD baselines' wrapper
+    from alkd.baselines.common import KDStudent
+
     ds = make_pattern_dataset()
     torch.manual_seed(0)
-    model = build_model("stamp", ds.n_items, 8)
+    model = build_model(backbone, ds.n_items, 8)
+    if wrapped:
+        model = KDStudent(model, extra=torch.nn.Linear(8, 8))
     got = evaluate(model, ds.test, batch_size=7)
     with torch.no_grad():
         scores = model.scores(make_batch(ds.test.sessions))

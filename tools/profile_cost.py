@@ -2,12 +2,16 @@
 
 Every cell records the seconds it took (``seconds``). This sums them over
 the cells a profile reads, table by table, and estimates the wall time of
-``bash run_all.sh --jobs N``: the cells are computed in the same three
-phases and the same shards as there (``alkd.cli.shard_cells``), a phase
-lasts as long as its slowest shard, and a cell an earlier phase stored is
-not computed again. It is an estimate: each cell's seconds are those of the
-run that made it, with whatever else shared the machine then, and with the
-code of that time. Cells not yet stored are counted, not priced.
+the cell phases of ``bash run_all.sh --jobs N``: the cells are computed in
+the same three phases and the same shards as there
+(``alkd.cli.shard_cells``), a phase lasts as long as its slowest shard, and
+a cell an earlier phase stored is not computed again. The notebooks' own
+time (about a minute with every cell stored) and the ``--local-teacher``
+phases are not included. It is a rough figure: each cell's seconds are
+those of the run that made it, with whatever else shared the machine then,
+the code of that time, and the caches it found (trained models, answers,
+title vectors). Cells not stored, or stored without seconds, are counted
+and not priced.
 
     python tools/profile_cost.py --profile quick --jobs 2
     python tools/profile_cost.py --profile seeds3 --jobs 1 2 4
@@ -30,11 +34,16 @@ PHASES = (("backbones",), ("tuning", "table2", "quality"), ("table1", "figures")
 
 
 def stored_seconds(ctx: Context, cell) -> float | None:
-    """The seconds a stored cell took; None when it is not stored."""
+    """The seconds a stored cell took; None when it is not stored or unpriced."""
     path = ctx.cell_path(cell)
     if not path.is_file():
         return None
-    return float(json.loads(path.read_text()).get("seconds") or 0.0)
+    try:
+        seconds = json.loads(path.read_text()).get("seconds")
+    except (json.JSONDecodeError, AttributeError):
+        log.warning("unreadable cell %s: counted as not priced", path)
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 def table_costs(listing: dict, ctx: Context) -> dict[str, dict]:
@@ -47,7 +56,7 @@ def table_costs(listing: dict, ctx: Context) -> dict[str, dict]:
         seconds = [stored_seconds(ctx, c) for c in cells]
         costs[table] = {
             "cells": len(cells),
-            "missing": sum(s is None for s in seconds),
+            "unpriced": sum(s is None for s in seconds),
             "hours": sum(s or 0.0 for s in seconds) / 3600,
         }
     return costs
@@ -90,12 +99,15 @@ def main() -> None:
     print(f"profile {profile.name}: stored seconds of the cells it reads")
     for table, c in costs.items():
         print(
-            f"  {table:9s} {c['cells']:4d} cells ({c['missing']} not stored) "
+            f"  {table:9s} {c['cells']:4d} cells ({c['unpriced']} not priced) "
             f"{c['hours']:6.2f} core-hours"
         )
     print(f"  total     {sum(c['hours'] for c in costs.values()):6.2f} core-hours")
+    unpriced = sum(c["unpriced"] for c in costs.values())
+    note = f", {unpriced} cells not priced" if unpriced else ""
     for jobs in args.jobs:
-        print(f"  --jobs {jobs}: about {wall_hours(listing, ctx, jobs):.2f} h of wall time")
+        hours = wall_hours(listing, ctx, jobs)
+        print(f"  --jobs {jobs}: about {hours:.2f} h of wall time for the cells{note}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""tools/profile_cost.py: a profile's cost from its stored cells' seconds."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from alkd.cli import cell_listings
+from alkd.experiments import Context, get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def profile_cost():
+    spec = importlib.util.spec_from_file_location(
+        "profile_cost", ROOT / "tools" / "profile_cost.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def store(ctx: Context, cells, seconds) -> None:
+    for cell in cells:
+        path = ctx.cell_path(cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": cell.key, "seconds": seconds}))
+
+
+def test_phase_one_priced_the_rest_counted(profile_cost, tmp_path):
+    ctx = Context(results_dir=tmp_path, progress=False)
+    listing = cell_listings(get_profile("smoke"), ctx)
+    recommenders = listing["backbones"]()
+    store(ctx, recommenders, 3600.0)  # one hour each
+
+    costs = profile_cost.table_costs(listing, ctx)
+    assert costs["backbones"] == {
+        "cells": len(recommenders),
+        "unpriced": 0,
+        "hours": pytest.approx(len(recommenders)),
+    }
+    assert costs["table2"]["hours"] == 0 and costs["table2"]["unpriced"] > 0
+
+    # equal cells dealt to two shards: the slower holds the odd one out
+    assert profile_cost.wall_hours(listing, ctx, 1) == pytest.approx(len(recommenders))
+    assert profile_cost.wall_hours(listing, ctx, 2) == pytest.approx(
+        math.ceil(len(recommenders) / 2)
+    )
+
+
+def test_cells_without_seconds_or_unreadable_are_not_priced(profile_cost, tmp_path):
+    ctx = Context(results_dir=tmp_path, progress=False)
+    first, second, third = get_profile_cells(ctx)[:3]
+    store(ctx, [first], None)
+    ctx.cell_path(second).parent.mkdir(parents=True, exist_ok=True)
+    ctx.cell_path(second).write_text("{not json")
+    store(ctx, [third], 10.0)
+    assert profile_cost.stored_seconds(ctx, first) is None
+    assert profile_cost.stored_seconds(ctx, second) is None
+    assert profile_cost.stored_seconds(ctx, third) == 10.0
+
+
+def get_profile_cells(ctx):
+    return cell_listings(get_profile("smoke"), ctx)["backbones"]()
