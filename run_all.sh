@@ -34,8 +34,9 @@ force=0
 local_teacher=0
 device=auto
 # one shard a core: the cells are one-thread work (see compute_shards); at
-# most 4, as each shard holds its own copy of the data and models
-cores=$(nproc 2>/dev/null || echo 1)
+# most 4, as each shard holds its own copy of the data and models. nproc
+# would count OMP_NUM_THREADS as the cores, so it does not see it here
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
 jobs=$(( cores < 4 ? cores : 4 ))
 while [ $# -gt 0 ]; do
   case "$1" in

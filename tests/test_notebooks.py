@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -198,3 +199,19 @@ def test_out_dir_takes_the_tables_and_figures_away_from_the_store(data_root, tmp
     assert set(stats["dataset"]) == {"ML", "Games"}
     assert (out / "figures" / "session_lengths.png").stat().st_size > 1000
     assert not store.exists() or not list(store.rglob("*.csv"))
+
+
+def test_default_jobs_count_the_cores_whatever_omp_num_threads_says():
+    # GNU nproc reports OMP_NUM_THREADS as the core count; the README tells
+    # users to set it to 1, which must not turn the default shards off
+    script = (ROOT / "run_all.sh").read_text()
+    lines = [x for x in script.splitlines() if x.startswith(("cores=", "jobs="))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_THREAD_LIMIT": "1"}
+    out = subprocess.run(
+        ["bash", "-c", "\n".join([*lines, 'echo "$jobs"'])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout) == min(len(os.sched_getaffinity(0)), 4)
