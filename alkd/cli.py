@@ -83,17 +83,24 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_distill(args) -> int:
-    from alkd import ablation
-    from alkd.experiments import Context, run_cell
+def context_from_args(args):
+    """Where data, models and cells live, from the common options."""
+    from alkd.experiments import Context
 
-    ctx = Context(
+    return Context(
         data_root=args.data,
         results_dir=args.results,
         work_dir=args.work,
         device=args.device,
         progress=not args.no_progress,
     )
+
+
+def cmd_distill(args) -> int:
+    from alkd import ablation
+    from alkd.experiments import run_cell
+
+    ctx = context_from_args(args)
     cell = ablation.distill_cell(
         args.dataset,
         args.backbone,
@@ -164,17 +171,11 @@ def shard_cells(cells: list, shard: str) -> list:
 
 def cmd_cells(args) -> int:
     """Compute a profile's cells, optionally one shard of them (parallel runs)."""
-    from alkd.experiments import Context, get_profile, run_cell
+    from alkd.experiments import get_profile, run_cell
 
     profile = get_profile(args.profile)
     shard_cells([], args.shard)  # a bad --shard fails before any work
-    ctx = Context(
-        data_root=args.data,
-        results_dir=args.results,
-        work_dir=args.work,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    ctx = context_from_args(args)
     listing = cell_listings(profile, ctx)
     for table in args.tables:
         chosen = [

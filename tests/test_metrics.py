@@ -157,7 +157,9 @@ def test_blocks_equal_one_pass_over_rows_not_a_multiple_of_the_block():
     assert ROW_BLOCK < 100 and 100 % ROW_BLOCK
     ranks = label_ranks(scores, labels, exclude)
     for row in range(100):
-        got = label_ranks(scores[row : row + 1], labels[row : row + 1], exclude[row : row + 1])
+        got = label_ranks(
+            scores[row : row + 1], labels[row : row + 1], exclude[row : row + 1]
+        )
         assert int(ranks[row]) == int(got[0]), row
 
 
