@@ -64,6 +64,7 @@ def table_costs(listing: dict, ctx: Context) -> dict[str, dict]:
 
 def wall_hours(listing: dict, ctx: Context, jobs: int) -> float:
     """Estimated wall hours with ``jobs`` shards: the slowest shard per phase."""
+    cells = {table: listing[table]() for phase in PHASES for table in phase}
     done: set[str] = set()
     total = 0.0
     for phase in PHASES:
@@ -71,12 +72,12 @@ def wall_hours(listing: dict, ctx: Context, jobs: int) -> float:
         for i in range(jobs):
             seconds = 0.0
             for table in phase:
-                for cell in shard_cells(listing[table](), f"{i}/{jobs}"):
+                for cell in shard_cells(cells[table], f"{i}/{jobs}"):
                     if cell.key not in done:
                         seconds += stored_seconds(ctx, cell) or 0.0
             shard_seconds.append(seconds)
         total += max(shard_seconds)
-        done.update(c.key for t in phase for c in listing[t]())
+        done.update(c.key for t in phase for c in cells[t])
     return total / 3600
 
 
