@@ -114,7 +114,13 @@ def compare(new: Path, ref: Path, tol: float) -> dict[str, KindSummary]:
         if diff <= tol:
             summary.agree += 1
         else:
-            summary.differing.append(path.stem)
+            # the commit that made the reference cell: differences usually
+            # trace back to code or settings of that time
+            commit = str(other.get("provenance", {}).get("git_commit", "?"))[:7]
+            summary.differing.append(
+                f"{path.stem} (reference made at {commit}, "
+                f"largest relative difference {diff:.3g})"
+            )
 
         summary.new_seconds += float(cell.get("seconds") or 0.0)
         summary.ref_seconds += float(other.get("seconds") or 0.0)
