@@ -21,11 +21,12 @@ from importlib import metadata, resources
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from alkd.data import SessionDataset, load_dataset
 from alkd.heuristics import POP, SKNN, evaluate_scorer
 from alkd.io import atomic_write_json
-from alkd.train import TrainConfig, evaluate, train_or_load
+from alkd.train import TrainConfig, evaluate, fixed_threads, train_or_load
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +170,17 @@ def run_cell(cell: Cell, ctx: Context) -> dict:
         raise ValueError(f"no runner for cell kind {cell.kind!r}")
 
     start = time.perf_counter()
-    outcome = RUNNERS[cell.kind](cell, ctx)
-    record = {
-        "key": cell.key,
-        "kind": cell.kind,
-        "dataset": cell.dataset,
-        "config": cell.config,
-        **outcome,
-        "seconds": time.perf_counter() - start,
-        "provenance": provenance(),
-    }
+    with fixed_threads():  # the same arithmetic however the run was started
+        outcome = RUNNERS[cell.kind](cell, ctx)
+        record = {
+            "key": cell.key,
+            "kind": cell.kind,
+            "dataset": cell.dataset,
+            "config": cell.config,
+            **outcome,
+            "seconds": time.perf_counter() - start,
+            "provenance": provenance(),
+        }
     atomic_write_json(path, record)
     log.info("cell done key=%s seconds=%.1f", cell.key, record["seconds"])
     # hand back what a resumed run would read (JSON sorts the keys), so that
@@ -222,6 +224,7 @@ def provenance() -> dict:
         "versions": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
         "git_commit": LOADED_CODE[0],
         "git_dirty": LOADED_CODE[1],
     }

@@ -14,7 +14,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,34 @@ from alkd.metrics import factored_label_ranks, metrics_from_ranks
 from alkd.models import SessionRecommender, build_model
 
 log = logging.getLogger(__name__)
+
+# torch's intra-op threads for every cell and cached model; see fixed_threads
+CELL_THREADS = 1
+
+
+@contextmanager
+def fixed_threads(n: int = CELL_THREADS) -> Iterator[None]:
+    """Compute with ``n`` torch threads, then give back the caller's setting.
+
+    How many threads split a float reduction decides its order of sums: ML
+    FPMC (d = 100) trained for 100 steps with 1 and with 2 threads ended with
+    weights 6e-8 apart. Over thousands of steps such differences can grow
+    into different early-stopping points (a full ML FPMC d = 10 training and
+    an ML FTD cell came out the same both ways; a cell's result should not
+    rest on that luck). A result must not depend on how its run was started
+    (``--jobs``, OMP_NUM_THREADS, the machine's cores), so cells and cached
+    models are computed with one fixed count. One thread is also the fastest
+    here (the FTD cell took 67 s with one thread, 253 s with two on the busy
+    2 cores; processes scale instead: ``run_all.sh --jobs``); it costs a lone
+    process on an idle many-core machine some speed, and does not touch a
+    GPU's own arithmetic.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -276,29 +305,30 @@ def train_recommender(
     progress: bool = True,
 ) -> tuple[SessionRecommender, FitResult]:
     """Train a backbone of latent size ``dim`` on all training sessions (BPR)."""
-    config = config or TrainConfig()
-    rng = seed_everything(seed)
-    model = build_model(backbone, dataset.n_items, dim).to(resolve_device(device))
-    inputs = make_batch(dataset.train.sessions, config.seq_len)
-    objective = bpr_objective(
-        inputs,
-        dataset.train.labels,
-        dataset.n_items,
-        config.n_negatives,
-        config.negatives,
-    )
-    desc = f"{dataset.name}/{backbone}/d{dim}/s{seed}"
-    result = fit(
-        model,
-        objective,
-        len(dataset.train),
-        dataset.valid,
-        config,
-        rng,
-        progress=progress,
-        desc=desc,
-    )
-    return model, result
+    with fixed_threads():  # the same arithmetic however the run was started
+        config = config or TrainConfig()
+        rng = seed_everything(seed)
+        model = build_model(backbone, dataset.n_items, dim).to(resolve_device(device))
+        inputs = make_batch(dataset.train.sessions, config.seq_len)
+        objective = bpr_objective(
+            inputs,
+            dataset.train.labels,
+            dataset.n_items,
+            config.n_negatives,
+            config.negatives,
+        )
+        desc = f"{dataset.name}/{backbone}/d{dim}/s{seed}"
+        result = fit(
+            model,
+            objective,
+            len(dataset.train),
+            dataset.valid,
+            config,
+            rng,
+            progress=progress,
+            desc=desc,
+        )
+        return model, result
 
 
 def checkpoint_path(

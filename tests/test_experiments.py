@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import alkd.experiments
 from alkd import runstate
@@ -292,3 +293,25 @@ def test_quick_is_one_seed_and_a_part_of_seeds3_and_paper():
     assert len(keys(seeds3)) > len(quick_keys)
     table2 = {c.key for c in ablation.table2_cells(quick)}
     assert table2 <= keys(paper)  # seed 0 with the seed-0 recommenders
+
+
+def test_a_cell_computes_with_one_thread_whatever_the_caller_set(tmp_path, monkeypatch):
+    # a float sum's order follows the thread count, so a cell's numbers
+    # would depend on --jobs and OMP_NUM_THREADS if it used the caller's
+    seen = []
+
+    def fake(cell, ctx):
+        seen.append(torch.get_num_threads())
+        return {"metrics": {"recall@10": 0.5}}
+
+    monkeypatch.setitem(RUNNERS, "fake", fake)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        record = run_cell(Cell("fake", "ML", {"x": 1}), Context(results_dir=tmp_path))
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+    finally:
+        torch.set_num_threads(before)
+
+    assert seen == [1]
+    assert record["provenance"]["torch_threads"] == 1

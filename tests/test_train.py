@@ -283,3 +283,24 @@ def test_checkpoint_path_keys_every_setting(tmp_path):
         checkpoint_path(tmp_path, "ML", "stamp", 10, 0, TrainConfig(max_iters=40)),
     ]
     assert len({base, *others}) == 6
+
+
+def test_training_uses_one_thread_and_restores_the_callers(
+    make_pattern_dataset, monkeypatch
+):
+    # cached models are reused by later cells, so they too must not depend
+    # on the thread count of the process that happened to train them
+    seen = []
+    real_fit = alkd.train.fit
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(alkd.train, "fit", spy)
+    torch.set_num_threads(2)  # the autouse fixture restores the original
+    cfg = TrainConfig(batch_size=64, max_iters=20, eval_every=20)
+    train_recommender(make_pattern_dataset(), "fpmc", 8, 0, cfg, progress=False)
+
+    assert seen == [1]
+    assert torch.get_num_threads() == 2
