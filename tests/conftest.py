@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,6 +18,19 @@ from alkd.data import SessionDataset, Split, load_dataset
 
 # ../shared/data/alkdrec beside the repository, as scripts/data_root.sh finds it
 _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alkdrec"
+
+
+def load_tool(name: str) -> ModuleType:
+    """A script of tools/ as a module (tools/ is not a package).
+
+    It is registered in sys.modules first: dataclasses look their module up.
+    """
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_tool
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        "compare_cells", ROOT / "tools" / "compare_cells.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_cells"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_cells")
 
 
 def write(results: Path, name: str, cell: dict) -> None:

@@ -7,7 +7,6 @@ The output checks read the results of ``bash run_all.sh --profile smoke``;
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from conftest import load_tool
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
@@ -34,12 +34,7 @@ def test_every_notebook_is_run_by_run_all():
 
 
 def _generated_notebooks() -> dict:
-    spec = importlib.util.spec_from_file_location(
-        "make_notebooks", ROOT / "tools" / "make_notebooks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.NOTEBOOKS
+    return load_tool("make_notebooks").NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

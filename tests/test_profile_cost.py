@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 from alkd.cli import cell_listings
 from alkd.experiments import Context, get_profile
@@ -17,12 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def profile_cost():
-    spec = importlib.util.spec_from_file_location(
-        "profile_cost", ROOT / "tools" / "profile_cost.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("profile_cost")
 
 
 def store(ctx: Context, cells, seconds) -> None:
