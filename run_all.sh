@@ -33,8 +33,8 @@ profile=quick
 force=0
 local_teacher=0
 device=auto
-# one shard a core: the cells are one-thread work (see compute_shards); at
-# most 4, as each shard holds its own copy of the data and models. nproc
+# one process a core: the cells are one-thread work (see compute_cells); at
+# most 4, as each process holds its own copy of the data and models. nproc
 # would count OMP_NUM_THREADS as the cores, so it does not see it here
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
 jobs=$(( cores < 4 ? cores : 4 ))
@@ -96,34 +96,42 @@ run_notebook() {
   "${state[@]}" mark "$nb" "$src" "$profile" "$results"
 }
 
-# the cells of some tables in $jobs shards at once; each shard is one
-# process with one thread, because small torch ops ran 10-15 times slower
-# here with two threads than with one, so processes are what scale
-compute_shards() {
+# the cells of some tables in $jobs processes at once, sharing one queue: each
+# takes the next missing cell none has claimed yet (alkd cells --claims), so
+# a phase ends when the work does, not when the slowest of fixed shards
+# does. Each process runs one thread, because small torch ops ran 10-15
+# times slower here with two threads than with one, so processes are what
+# scale. Every phase gets a new claims folder (removed after it, and on exit
+# by the trap), so a killed run leaves nothing claimed for the next
+claims=
+compute_cells() {
   local pids=() i
+  mkdir -p "$work"
+  claims=$(mktemp -d "$work/.claims.XXXXXX")
   for ((i = 0; i < jobs; i++)); do
     OMP_NUM_THREADS=1 .venv/bin/python -m alkd cells --profile "$profile" \
       --results "$results" --work "$work" --device "$device" --data "$ALKD_DATA" \
-      --no-progress --shard "$i/$jobs" --tables "$@" &
+      --no-progress --claims "$claims" --tables "$@" &
     pids+=("$!")
   done
   for pid in "${pids[@]}"; do
-    wait "$pid"  # a failed shard stops the run (set -e); the trap ends the rest
+    wait "$pid"  # a failed process stops the run (set -e); the trap ends the rest
   done
+  rm -rf "$claims"
 }
 if [ "$jobs" -gt 1 ]; then
-  trap 'kill $(jobs -pr) 2>/dev/null || true' EXIT
+  trap 'kill $(jobs -pr) 2>/dev/null || true; rm -rf "$claims"' EXIT
   # in phases: table 2, the tuning grids, teacher quality and the figures
   # reuse the trained recommenders, and Table 1 needs the settings the
   # tuning grids chose
-  compute_shards backbones
-  compute_shards tuning table2 quality
-  compute_shards table1 figures
+  compute_cells backbones
+  compute_cells tuning table2 quality
+  compute_cells table1 figures
   if [ "$local_teacher" = 1 ]; then
-    # the answers go to one SQLite store (WAL) that the shards share; Table
+    # the answers go to one SQLite store (WAL) that the processes share; Table
     # 1's DLLM2Rec cells come after, as they reuse the random strategy's
-    compute_shards table2-local
-    compute_shards table1-local
+    compute_cells table2-local
+    compute_cells table1-local
   fi
   trap - EXIT
 fi

@@ -162,8 +162,8 @@ def distill_cells(
 ) -> list[Cell]:
     """Every distillation cell of Figures 2-4, each once, in figure order.
 
-    What ``alkd cells --tables figures`` computes in shards before the
-    figures notebook, which then reads them stored.
+    What ``alkd cells --tables figures`` computes in parallel processes
+    before the figures notebook, which then reads them stored.
     """
     cells = [c for _, _, c in figure2a_cells(profile, grid, backbone)]
     cells += [c for _, _, c in figure2b_cells(profile, grid, backbone)]

@@ -50,3 +50,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def claim(folder: str | Path, name: str) -> bool:
+    """Create ``folder/name`` if no one has; True when this call created it.
+
+    ``O_CREAT | O_EXCL`` is atomic on a local POSIX file system, so of
+    several processes claiming the same name exactly one gets True: a work
+    queue shared through a folder, with no server and no lock to go stale.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"claims folder {folder} does not exist")
+    try:
+        fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    return True

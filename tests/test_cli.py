@@ -266,3 +266,45 @@ def test_local_table1_shards_add_only_dllm2rec_cells_to_the_recorded_table1(
     assert same < keys
     assert not llm & keys
     assert len(keys - same) == len(llm) > 0
+
+
+def test_processes_sharing_claims_split_the_missing_cells_as_they_go(tmp_path):
+    from alkd import ablation
+    from alkd.cli import claimed_cells
+    from alkd.experiments import Context, get_profile
+
+    ctx = Context(results_dir=tmp_path)
+    cells = ablation.table2_cells(get_profile("smoke"), datasets=["ML"])
+    stored = ctx.cell_path(cells[-1])
+    stored.parent.mkdir(parents=True)
+    stored.write_text("{}")
+    claims = tmp_path / "claims"
+    claims.mkdir()
+
+    # b computes one cell while a, three times as fast, computes three; then
+    # b is stuck and a finishes the queue. Fixed shards would leave b half
+    fast, slow = claimed_cells(cells, ctx, claims), claimed_cells(cells, ctx, claims)
+    got_fast = [next(fast) for _ in range(3)]
+    got_slow = [next(slow)]
+    got_fast += list(fast)
+    missing = {c.key for c in cells} - {cells[-1].key}
+    fast_keys = {c.key for c in got_fast} - {cells[-1].key}
+    slow_keys = {c.key for c in got_slow} - {cells[-1].key}
+    assert fast_keys | slow_keys == missing and not fast_keys & slow_keys
+    assert len(slow_keys) == 1 and len(fast_keys) == len(missing) - 1
+    assert cells[-1] in got_fast  # a stored cell is read by whoever meets it
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--claims", "NOWHERE"], "--claims NOWHERE: no such folder"),
+        (["--claims", ".", "--shard", "1/2"], "give one"),
+    ],
+)
+def test_cells_claims_errors_name_the_argument(tmp_path, caplog, extra, message):
+    argv = ["cells", "--profile", "smoke", "--tables", "table2"]
+    extra = [str(tmp_path / e) if e == "NOWHERE" else e for e in extra]
+    message = message.replace("NOWHERE", str(tmp_path / "NOWHERE"))
+    assert main(argv + extra + ["--results", str(tmp_path)]) == 2
+    assert message in caplog.text

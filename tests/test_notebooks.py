@@ -198,7 +198,7 @@ def test_out_dir_takes_the_tables_and_figures_away_from_the_store(data_root, tmp
 
 def test_default_jobs_count_the_cores_whatever_omp_num_threads_says():
     # GNU nproc reports OMP_NUM_THREADS as the core count; the README tells
-    # users to set it to 1, which must not turn the default shards off
+    # users to set it to 1, which must not turn the default parallel processes off
     script = (ROOT / "run_all.sh").read_text()
     lines = [x for x in script.splitlines() if x.startswith(("cores=", "jobs="))]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_THREAD_LIMIT": "1"}

@@ -41,11 +41,23 @@ def test_phase_one_priced_the_rest_counted(profile_cost, tmp_path):
     }
     assert costs["table2"]["hours"] == 0 and costs["table2"]["unpriced"] > 0
 
-    # equal cells dealt to two shards: the slower holds the odd one out
+    # equal cells shared by two processes: one of them computes the odd one
     assert profile_cost.wall_hours(listing, ctx, 1) == pytest.approx(len(recommenders))
     assert profile_cost.wall_hours(listing, ctx, 2) == pytest.approx(
         math.ceil(len(recommenders) / 2)
     )
+
+
+def test_a_free_process_takes_the_next_cell(profile_cost, tmp_path):
+    ctx = Context(results_dir=tmp_path, progress=False)
+    listing = cell_listings(get_profile("smoke"), ctx)
+    first, *rest = listing["backbones"]()
+    store(ctx, [first], 3600.0 * len(rest))
+    store(ctx, rest, 3600.0)
+    # one process holds the long first cell while the other computes every
+    # other one (fixed shards of every second cell would take longer)
+    assert profile_cost.wall_hours(listing, ctx, 2) == pytest.approx(len(rest))
+    assert profile_cost.wall_hours(listing, ctx, 3) == pytest.approx(len(rest))
 
 
 def test_cells_without_seconds_or_unreadable_are_not_priced(profile_cost, tmp_path):

@@ -1,9 +1,10 @@
 """A smoke run killed mid-way and restarted ends with the uninterrupted results.
 
 CI runs ``run_all.sh --profile smoke --jobs 2`` (ALKD_SMOKE_RESULTS: cells
-in two parallel shards) and ``tools/kill_and_resume.sh`` (ALKD_RESUMED_RESULTS:
-one process, killed and restarted) in separate folders; these tests compare
-what the two wrote, so they also check that sharding changes no number.
+in two processes sharing a queue) and ``tools/kill_and_resume.sh``
+(ALKD_RESUMED_RESULTS: one process, killed and restarted) in separate
+folders; these tests compare what the two wrote, so they also check that
+parallel processes change no number.
 Timing columns are left out: they are measured, not computed.
 """
 

@@ -3,9 +3,9 @@
 Every cell records the seconds it took (``seconds``). This sums them over
 the cells a profile reads, table by table, and estimates the wall time of
 the cell phases of ``bash run_all.sh --jobs N``: the cells are computed in
-the same three phases and the same shards as there
-(``alkd.cli.shard_cells``), a phase lasts as long as its slowest shard, and
-a cell an earlier phase stored is not computed again. The notebooks' own
+the same three phases as there, by N processes sharing one queue (a free
+process takes the next cell, ``alkd cells --claims``), and a cell an
+earlier phase stored is not computed again. The notebooks' own
 time (about a minute with every cell stored) and the ``--local-teacher``
 phases are not included. It is a rough figure: each cell's seconds are
 those of the run that made it, with whatever else shared the machine then,
@@ -20,11 +20,12 @@ and not priced.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import logging
 from pathlib import Path
 
-from alkd.cli import cell_listings, shard_cells
+from alkd.cli import cell_listings
 from alkd.experiments import PROFILES, Context, get_profile
 
 log = logging.getLogger("profile_cost")
@@ -63,21 +64,25 @@ def table_costs(listing: dict, ctx: Context) -> dict[str, dict]:
 
 
 def wall_hours(listing: dict, ctx: Context, jobs: int) -> float:
-    """Estimated wall hours with ``jobs`` shards: the slowest shard per phase."""
+    """Estimated wall hours with ``jobs`` processes sharing one queue.
+
+    As in ``alkd cells --claims``: whichever process is free first takes the
+    next cell of the phase's listing (the ``jobs`` earliest finish times are
+    kept in a heap), and a phase ends when its last cell does.
+    """
     cells = {table: listing[table]() for phase in PHASES for table in phase}
     done: set[str] = set()
     total = 0.0
     for phase in PHASES:
-        shard_seconds = []
-        for i in range(jobs):
-            seconds = 0.0
-            for table in phase:
-                for cell in shard_cells(cells[table], f"{i}/{jobs}"):
-                    if cell.key not in done:
-                        seconds += stored_seconds(ctx, cell) or 0.0
-            shard_seconds.append(seconds)
-        total += max(shard_seconds)
-        done.update(c.key for t in phase for c in cells[t])
+        free_at = [0.0] * jobs
+        for table in phase:
+            for cell in cells[table]:
+                if cell.key in done:
+                    continue
+                done.add(cell.key)
+                seconds = stored_seconds(ctx, cell) or 0.0
+                heapq.heapreplace(free_at, free_at[0] + seconds)
+        total += max(free_at)
     return total / 3600
 
 
