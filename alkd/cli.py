@@ -196,7 +196,13 @@ def cmd_cells(args) -> int:
         if args.missing:
             print_missing(table, cells, ctx)
             continue
-        log.info("cells table=%s shard=%s count=%d", table, args.shard, len(cells))
+        log.info(
+            "cells table=%s shard=%s claims=%s count=%d",
+            table,
+            args.shard,
+            args.claims,
+            len(cells),
+        )
         if args.claims:
             cells = claimed_cells(cells, ctx, args.claims)
         for cell in cells:
