@@ -73,7 +73,7 @@ case "$profile" in
   *) out=${ALKD_OUT:-$results} ;;
 esac
 work=${ALKD_WORK:-runs}
-mkdir -p "$out/notebooks"
+mkdir -p "$out/notebooks" "$work"
 
 .venv/bin/python -m alkd stats
 
@@ -106,7 +106,6 @@ run_notebook() {
 claims=
 compute_cells() {
   local pids=() i
-  mkdir -p "$work"
   claims=$(mktemp -d "$work/.claims.XXXXXX")
   for ((i = 0; i < jobs; i++)); do
     OMP_NUM_THREADS=1 .venv/bin/python -m alkd cells --profile "$profile" \

@@ -59,13 +59,12 @@ def claim(folder: str | Path, name: str) -> bool:
     several processes claiming the same name exactly one gets True: a work
     queue shared through a folder, with no server and no lock to go stale.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"claims folder {folder} does not exist")
     try:
-        fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(Path(folder) / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
+    except FileNotFoundError as err:  # the open itself sees a missing folder
+        raise FileNotFoundError(f"claims folder {folder} does not exist") from err
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 import pytest
 
@@ -25,8 +26,6 @@ def test_each_name_is_claimed_by_exactly_one_of_racing_processes(tmp_path):
 
 
 def test_a_claim_holds_the_claimers_pid_and_a_second_claim_fails(tmp_path):
-    import os
-
     assert claim(tmp_path, "k") is True
     assert claim(tmp_path, "k") is False
     assert (tmp_path / "k").read_text() == f"{os.getpid()}\n"
