@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: create or reuse .venv, then run the test suite.
-# Extra arguments go to pytest (e.g. `bash run_tests.sh -m slow`).
+# Extra arguments go to pytest (e.g. `bash run_tests.sh -m 'not slow'` to skip
+# the real-data and real-model tests, which run by default).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh

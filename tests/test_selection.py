@@ -201,10 +201,10 @@ def test_read_base_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_release_base_files_lie_in_the_train_split():
+def test_release_base_files_lie_in_the_train_split(data_root):
     from alkd.data import load_dataset
 
-    ds = load_dataset("ML", "/work/shared/data/alkdrec")
+    ds = load_dataset("ML", data_root)
     for name in ["ALKERec", "RAD-BC", "random", "easiest", "hardest"]:
         ids = read_base_file(ds.file(f"_{name}.base"))
         assert np.isin(ids, ds.train.session_ids).all()

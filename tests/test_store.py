@@ -28,7 +28,6 @@ from alkd.teachers.base import Answer, Cost, MissingAnswerError, Teacher, Teache
 from alkd.teachers.parse import LlmRecord, read_llm_database, read_llm_records
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data/alkdrec")
 
 
 def answer(sid: int, ranking: Sequence[int] = (1, 2, 3), **cost: float) -> Answer:
@@ -317,9 +316,10 @@ def test_import_recorded(store: AnswerStore, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "n"), [("ML", 4992), ("Games", 5359)])
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"release data not at {DATA}")
-def test_import_real_recorded_answers(store: AnswerStore, name: str, n: int) -> None:
-    path = DATA / name / f"{name}_LLM_Database.data"
+def test_import_real_recorded_answers(
+    store: AnswerStore, name: str, n: int, data_root: Path
+) -> None:
+    path = data_root / name / f"{name}_LLM_Database.data"
     assert import_recorded(store, name, path) == n
     answers = store.get(name, RECORDED_FINGERPRINT, read_llm_database(path))
     lengths = [len(a.ranking) for a in answers.values()]
