@@ -1,7 +1,10 @@
 """Figures 2-4 of the paper: the cells they need and the plots.
 
 All figures use FPMC on ML with the recorded GPT-4 teacher, as the paper's
-Figure 2a does; the grids are the profile's (reduced in ``quick`` and ``seeds3``).
+Figure 2a does; the grids are the profile's (reduced in ``quick`` and ``seeds3``),
+and so are the seeds (``Profile.figure_distill_seeds``: the first distillation
+seed in the reduced profiles, all five in ``paper``, where each point is the
+mean over seeds and the plots draw its spread).
 
 - Figure 2a: ndcg@10 against the student's latent dimension, Student vs
   ALKDRec.
@@ -90,38 +93,37 @@ def _frame(records, **labels) -> pd.DataFrame:
 def figure2a_cells(
     profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
 ) -> list[tuple[int, Cell, Cell]]:
-    """(dim, the plain student's cell, ALKDRec's cell) for each dimension."""
-    seed = profile.distill_seeds[0]
-    rec_seed = seed if profile.rec_seed is None else profile.rec_seed
-    return [
-        (
-            dim,
-            recommender_cell("ML", backbone, dim, rec_seed, profile.train),
-            _cell(profile, "alkdrec", seed, backbone=backbone, student_dim=dim),
-        )
-        for dim in grid.dims
-    ]
+    """(dim, the plain student's cell, ALKDRec's cell): each dimension, seed."""
+    out = []
+    for seed in profile.figure_distill_seeds:
+        rec_seed = seed if profile.rec_seed is None else profile.rec_seed
+        for dim in grid.dims:
+            student = recommender_cell("ML", backbone, dim, rec_seed, profile.train)
+            alkdrec = _cell(
+                profile, "alkdrec", seed, backbone=backbone, student_dim=dim
+            )
+            out.append((dim, student, alkdrec))
+    return out
 
 
 def figure2b_cells(
     profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
 ) -> list[tuple[float, str, Cell]]:
     """(correct rate c, method, cell): both policies told the same c."""
-    seed = profile.distill_seeds[0]
     out = []
-    for c in grid.correct_rates:
-        ratios = (c / 6, 5 * c / 6, 1 - c)
-        for strategy, name in (("alkdrec", "ALKDRec"), ("rad-bc", "RAD-BC")):
-            cell = _cell(profile, strategy, seed, backbone=backbone, ratios=ratios)
-            out.append((c, name, cell))
+    for seed in profile.figure_distill_seeds:
+        for c in grid.correct_rates:
+            ratios = (c / 6, 5 * c / 6, 1 - c)
+            for strategy, name in (("alkdrec", "ALKDRec"), ("rad-bc", "RAD-BC")):
+                cell = _cell(profile, strategy, seed, backbone=backbone, ratios=ratios)
+                out.append((c, name, cell))
     return out
 
 
 def figure3_cells(
     profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
 ) -> list[tuple[float, float, Cell]]:
-    """(effective, similar, cell) over the grid; incorrect takes the rest."""
-    seed = profile.distill_seeds[0]
+    """(effective, similar, cell) over the grid and seeds; incorrect: the rest."""
     return [
         (
             ef,
@@ -134,6 +136,7 @@ def figure3_cells(
                 ratios=(ef, si, 1 - ef - si),
             ),
         )
+        for seed in profile.figure_distill_seeds
         for ef in grid.effective
         for si in grid.similar
         if ef + si < 1
@@ -143,9 +146,10 @@ def figure3_cells(
 def figure4_cells(
     profile: Profile, grid: FigureGrid, backbone: str = "fpmc"
 ) -> list[tuple[int, Cell]]:
-    seed = profile.distill_seeds[0]
+    """(|B|, ALKDRec's cell) for each budget and seed."""
     return [
         (budget, _cell(profile, "alkdrec", seed, backbone=backbone, budget=budget))
+        for seed in profile.figure_distill_seeds
         for budget in grid.budgets
     ]
 

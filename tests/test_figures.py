@@ -1,0 +1,90 @@
+"""Figures 2-4: which cells each profile asks for, and how seeds are averaged."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from alkd import figures
+from alkd.experiments import get_profile
+
+
+def cells_by_figure(profile_name: str) -> dict[str, list]:
+    profile = get_profile(profile_name)
+    grid = figures.GRIDS[profile_name]
+    return {
+        "2a": figures.figure2a_cells(profile, grid),
+        "2b": figures.figure2b_cells(profile, grid),
+        "3": figures.figure3_cells(profile, grid),
+        "4": figures.figure4_cells(profile, grid),
+    }
+
+
+def point_and_seed(figure: str, entry: tuple) -> tuple[tuple, int]:
+    """(the grid point, the distillation seed) of one figure entry."""
+    cell = entry[2] if figure == "2a" else entry[-1]
+    point = tuple(entry[:1]) if figure == "2a" else tuple(entry[:-1])
+    return point, cell.config["seed"]
+
+
+@pytest.mark.parametrize(
+    ("profile_name", "seeds"),
+    [("smoke", {0}), ("quick", {0}), ("seeds3", {0}), ("paper", {0, 1, 2, 3, 4})],
+)
+def test_every_grid_point_has_one_cell_per_figure_seed(profile_name, seeds):
+    for figure, entries in cells_by_figure(profile_name).items():
+        by_point: dict[tuple, list[int]] = {}
+        for entry in entries:
+            point, seed = point_and_seed(figure, entry)
+            by_point.setdefault(point, []).append(seed)
+        for point, got in by_point.items():
+            assert sorted(got) == sorted(seeds), (figure, point)
+
+
+def test_paper_figure_students_come_from_each_seed_s_recommenders():
+    # the paper profile retrains the recommenders with every seed, so Figure
+    # 2a's plain student and ALKDRec's teacher at seed s are seed s's models
+    for dim, student, alkdrec in cells_by_figure("paper")["2a"]:
+        seed = alkdrec.config["seed"]
+        assert student.config["seed"] == seed
+        assert alkdrec.config["rec_seed"] == seed
+        assert student.config["dim"] == dim
+
+
+def test_reduced_profiles_keep_the_seed_zero_recommenders():
+    for _, student, alkdrec in cells_by_figure("seeds3")["2a"]:
+        assert student.config["seed"] == 0 == alkdrec.config["rec_seed"]
+
+
+def test_the_listed_cells_are_unique_and_cover_every_figure():
+    profile = get_profile("paper")
+    grid = figures.GRIDS["paper"]
+    listed = figures.distill_cells(profile, grid)
+    keys = [c.key for c in listed]
+    assert len(keys) == len(set(keys))
+
+    wanted = set()
+    for figure, entries in cells_by_figure("paper").items():
+        wanted |= {(e[2] if figure == "2a" else e[-1]).key for e in entries}
+    assert set(keys) == wanted
+
+
+def test_a_figure_frame_holds_every_seed_for_the_plot_to_average(monkeypatch):
+    profile = get_profile("paper")
+    grid = figures.GRIDS["paper"]
+
+    def fake_run(cells, ctx):
+        return [
+            {"config": c.config, "metrics": {"ndcg@10": float(c.config["seed"])}}
+            for c in cells
+        ]
+
+    monkeypatch.setattr(figures, "run_cells", fake_run)
+    frame = figures.figure4(profile, None, grid)
+    assert Counter(frame["budget"]) == {b: 5 for b in grid.budgets}
+    means = frame.groupby("budget")["ndcg@10"].mean()
+    assert (means == 2.0).all()  # the mean of seeds 0-4, one row per seed
+
+    fig = figures.plot_lines(frame, "budget", "ndcg@10", None, "Figure 4")
+    assert fig.axes[0].lines  # seaborn drew the mean line
