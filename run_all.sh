@@ -12,7 +12,7 @@
 #   bash run_all.sh --profile smoke   # minutes; what CI runs
 #   bash run_all.sh --force           # re-execute notebooks even if current
 #   bash run_all.sh --local-teacher   # also Tables 1-2 on ML with the offline
-#                                     # SmolLM2 teacher (about 3 s an answer
+#                                     # SmolLM2 teacher (3-4 s an ML answer
 #                                     # on one CPU core: many hours)
 #   bash run_all.sh --jobs 2          # compute the cells (tables, teacher
 #                                     # quality, figures) in 2 one-thread
