@@ -89,11 +89,17 @@ run_notebook() {
   fi
   echo "run_all: executing $name (profile $profile)"
   local tmp=$out/notebooks/.$name.running.ipynb
-  .venv/bin/papermill -k python3 --cwd . "$src" "$tmp" \
+  # the notebook lists every cell it asks for here; its stamp then covers
+  # those cells only, so another profile's new cells leave it current
+  local asked=$PWD/$out/notebooks/.$name.asked
+  [[ $out = /* ]] && asked=$out/notebooks/.$name.asked
+  rm -f "$asked"
+  ALKD_CELLS_ASKED=$asked .venv/bin/papermill -k python3 --cwd . "$src" "$tmp" \
     -p profile "$profile" -p results_dir "$results" -p out_dir "$out" \
     -p work_dir "$work" -p device "$device" -p data_dir "$ALKD_DATA" "$@"
   mv "$tmp" "$nb"
-  "${state[@]}" mark "$nb" "$src" "$profile" "$results"
+  "${state[@]}" mark "$nb" "$src" "$profile" "$results" "$asked"
+  rm -f "$asked"
 }
 
 # the cells of some tables in $jobs processes at once, sharing one queue: each

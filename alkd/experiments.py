@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -176,8 +177,24 @@ def runner(kind: str):
     return register
 
 
+# While run_all.sh executes a notebook it names a file here; every cell the
+# notebook asks for, stored or not, is appended to it, so that alkd.runstate
+# can later tell whether any of those cells changed. New cells of another
+# profile then leave the notebook current.
+ASKED_ENV = "ALKD_CELLS_ASKED"
+
+
+def note_asked(cells: Iterable[Cell]) -> None:
+    """Append the cells' keys to the ``$ALKD_CELLS_ASKED`` file, if one is set."""
+    path = os.environ.get(ASKED_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(f"{c.key}\n" for c in cells))
+
+
 def run_cell(cell: Cell, ctx: Context) -> dict:
     """The stored result of ``cell``, computing and storing it if missing."""
+    note_asked([cell])
     path = ctx.cell_path(cell)
     if path.is_file():
         return json.loads(path.read_text())
@@ -218,6 +235,7 @@ def stored_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
     seeds each value has (``n_seeds``).
     """
     cells = list(cells)
+    note_asked(cells)
     paths = [ctx.cell_path(c) for c in cells]
     found = [json.loads(p.read_text()) for p in paths if p.is_file()]
     if len(found) < len(cells):

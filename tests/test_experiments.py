@@ -261,6 +261,63 @@ def test_runstate_invalidated_by_cells_source_or_missing_output(notebook):
     assert state("current", src, out, results) == 1
 
 
+def test_runstate_with_asked_cells_ignores_other_cells(notebook):
+    # the stamp covers the cells the notebook asked for: another profile's
+    # new cell leaves it current, a change to an asked cell does not
+    src, out, results = notebook
+    asked = out.parent / ".nb.asked"
+    asked.write_text("a\nlater\na\n")  # asked twice; "later" not stored yet
+    assert (
+        runstate.main(["mark", str(out), str(src), "smoke", str(results), str(asked)])
+        == 0
+    )
+
+    (results / "cells" / "other.json").write_text("{}")
+    assert state("current", src, out, results) == 0
+
+    (results / "cells" / "a.json").write_text('{"metrics": 1}')
+    assert state("current", src, out, results) == 1  # an asked cell changed
+    (results / "cells" / "a.json").write_text("{}")
+    assert state("current", src, out, results) == 0
+
+    (results / "cells" / "later.json").write_text("{}")
+    assert state("current", src, out, results) == 1  # an asked cell appeared
+
+
+def test_runstate_notebook_that_asked_for_no_cell_depends_on_code_only(notebook):
+    src, out, results = notebook
+    absent = out.parent / ".nb.asked"  # never written: no cell asked
+    runstate.main(["mark", str(out), str(src), "smoke", str(results), str(absent)])
+    (results / "cells" / "a.json").unlink()
+    assert state("current", src, out, results) == 0
+    src.write_text('{"cells": [2]}')
+    assert state("current", src, out, results) == 1
+
+
+def test_runstate_stamp_of_the_old_layout_is_stale(notebook):
+    src, out, results = notebook
+    runstate.stamp_path(out).write_text("0" * 64 + "\n")  # a bare digest
+    assert state("current", src, out, results) == 1
+
+
+def test_cells_asked_are_listed_stored_or_not(tmp_path, monkeypatch):
+    asked = tmp_path / "asked"
+    monkeypatch.setenv(alkd.experiments.ASKED_ENV, str(asked))
+    ctx = Context(results_dir=tmp_path, progress=False)
+    stored = Cell("x", "ML", {"n": 1})
+    missing = Cell("x", "ML", {"n": 2})
+    ctx.cell_path(stored).parent.mkdir(parents=True)
+    ctx.cell_path(stored).write_text('{"metrics": {}}')
+
+    alkd.experiments.stored_cells([stored, missing], ctx)
+    run_cell(stored, ctx)
+    assert asked.read_text().split() == [stored.key, missing.key, stored.key]
+
+    monkeypatch.delenv(alkd.experiments.ASKED_ENV)
+    run_cell(stored, ctx)
+    assert len(asked.read_text().split()) == 3  # nothing noted without the file
+
+
 def test_runstate_usage_errors(capsys):
     assert runstate.main(["current"]) == 2
     assert runstate.main(["stamp", "a", "b", "c", "d"]) == 2
