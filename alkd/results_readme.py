@@ -396,11 +396,30 @@ def build(results: Path, profile: str, command: str | None = None) -> str:
     parts += tuning_section(results)
     parts += teacher_quality_section(results)
     parts += efficiency_section(results)
-    figures = sorted((results / "figures").glob("*.png"))
-    if figures:
-        parts += ["## Figures", ""]
-        parts += [f"![{f.stem}](figures/{f.name})" for f in figures]
+    parts += figures_section(results)
     return "\n".join(parts) + "\n"
+
+
+def figures_section(results: Path) -> list[str]:
+    """The figures, with how many seeds each point averages."""
+    figures = sorted((results / "figures").glob("*.png"))
+    if not figures:
+        return []
+    lines = ["## Figures", ""]
+    table = results / "figure2a.csv"
+    if table.is_file() and "seed" in pd.read_csv(table):
+        n = pd.read_csv(table)["seed"].nunique()
+        band = (
+            ", the band seaborn's bootstrap 95% confidence interval of that mean"
+            if n > 1
+            else ""
+        )
+        lines += [
+            "FPMC on ML with the recorded GPT-4 teacher (`figure*.csv`); each "
+            f"point is the mean over {n} seed{'s' if n > 1 else ''}{band}.",
+            "",
+        ]
+    return lines + [f"![{f.stem}](figures/{f.name})" for f in figures]
 
 
 def tuning_section(results: Path) -> list[str]:

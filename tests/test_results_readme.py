@@ -255,3 +255,17 @@ def test_one_seed_tables_claim_no_spread_no_test_and_no_run_in_progress(tmp_path
     assert "Welch" not in text
     assert "still in progress" not in text
     assert "± 0.0000" not in text and "| 0.0200 |" in text
+
+
+def test_figures_say_how_many_seeds_each_point_averages(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "figure2a_dim.png").write_bytes(b"png")
+    rows = [{"dim": 10, "method": "Student", "seed": s} for s in range(5)]
+    pd.DataFrame(rows).to_csv(tmp_path / "figure2a.csv", index=False)
+    text = results_readme.build(tmp_path, "paper")
+    assert "the mean over 5 seeds, the band" in text
+    assert "![figure2a_dim](figures/figure2a_dim.png)" in text
+
+    pd.DataFrame(rows[:1]).to_csv(tmp_path / "figure2a.csv", index=False)
+    text = results_readme.build(tmp_path, "quick")
+    assert "the mean over 1 seed." in text and "band" not in text
