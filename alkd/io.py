@@ -1,11 +1,17 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Atomic file writes, claims and locks shared by parallel processes.
+
+A reader never sees a half-written file; of processes claiming one name
+exactly one gets it; of processes about to build the same cached artefact
+one builds it while the others wait, then read it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +74,36 @@ def claim(folder: str | Path, name: str) -> bool:
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
     return True
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[bool]:
+    """Hold an exclusive lock on the file ``path`` (created if missing).
+
+    Yields whether the lock had to be waited for. The caller should look for
+    the cached result again once it holds the lock: another process may have
+    built it meanwhile. Used around caches that cost minutes (a
+    trained recommender, an LLM's title vectors), which ``run_all.sh --jobs``
+    processes would otherwise build twice at once. The lock is advisory
+    (``flock``) and is released when the holder exits, even when killed, so
+    a stale lock file blocks nobody. Without ``fcntl`` (Windows) it does not
+    lock, and parallel processes may build the same cache twice.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        waited = False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waited = True
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -32,7 +32,7 @@ from alkd.data import (
     make_batch,
     session_item_sets,
 )
-from alkd.io import atomic_write
+from alkd.io import atomic_write, exclusive
 from alkd.metrics import factored_label_ranks, metrics_from_ranks
 from alkd.models import SessionRecommender, build_model
 
@@ -382,8 +382,15 @@ def train_or_load(
     if path.is_file():
         log.info("reusing checkpoint path=%s", path)
         return load_checkpoint(path, device)
-    model, result = train_recommender(
-        dataset, backbone, dim, seed, config, device=device, progress=progress
-    )
-    save_checkpoint(path, model, result)
+
+    # two parallel cells may need the same recommender: one trains it while
+    # the other waits, then loads it
+    with exclusive(path.parent / ".locks" / f"{path.name}.lock"):
+        if path.is_file():
+            log.info("checkpoint trained meanwhile path=%s", path)
+            return load_checkpoint(path, device)
+        model, result = train_recommender(
+            dataset, backbone, dim, seed, config, device=device, progress=progress
+        )
+        save_checkpoint(path, model, result)
     return model.eval(), result

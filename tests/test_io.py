@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 
 import pytest
 
-from alkd.io import atomic_write_text, claim
+from alkd.io import atomic_write_text, claim, exclusive
 
 
 def claim_all(args) -> list[str]:
@@ -39,3 +41,24 @@ def test_claiming_in_a_missing_folder_names_it(tmp_path):
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "x")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_exclusive_makes_the_second_holder_wait_and_says_so(tmp_path):
+    lock = tmp_path / "locks" / "thing.lock"
+    events: list[str] = []
+
+    def second() -> None:
+        with exclusive(lock) as waited:
+            events.append(f"second waited={waited}")
+
+    with exclusive(lock) as waited:
+        assert waited is False
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.3)  # the other holder is now blocked on the lock
+        events.append("first done")
+    other.join()
+    assert events == ["first done", "second waited=True"]
+
+    with exclusive(lock) as waited:  # released: free to take again
+        assert waited is False

@@ -201,6 +201,45 @@ def test_title_embeddings_ignore_batching_and_pad_empty_titles(llm):
     assert sim[0, 1] > sim[0, 11]
 
 
+def test_parallel_callers_compute_title_embeddings_once(tmp_path, monkeypatch):
+    # two run_all.sh --jobs processes reaching DLLM2Rec cells at once: one
+    # computes the vectors, the other waits and reads its cache
+    import threading
+    import time
+
+    import numpy as np
+
+    from alkd.llm import embeddings, loading
+
+    computed = []
+
+    def slow_vectors(model, titles, **kw):
+        computed.append(len(titles))
+        time.sleep(0.5)
+        return np.arange(len(titles) * 3, dtype=np.float32).reshape(-1, 3)
+
+    monkeypatch.setattr(embeddings, "title_embeddings", slow_vectors)
+    monkeypatch.setattr(loading, "load_llm", lambda spec, device: None)
+    monkeypatch.setattr(loading, "resolve_spec", lambda spec: spec)
+    monkeypatch.setattr(loading, "source_fingerprint", lambda spec: "fp")
+    got = []
+
+    def call():
+        got.append(
+            embeddings.cached_title_embeddings(
+                "some-llm", TITLES[:4], tmp_path, "toy", progress=False
+            )
+        )
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert computed == [4]
+    assert len(got) == 2 and (got[0] == got[1]).all()
+
+
 def test_title_embedding_cache_is_keyed_by_titles(llm, tmp_path, monkeypatch):
     from alkd.llm import embeddings
 

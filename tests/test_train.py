@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -255,7 +256,8 @@ def test_train_or_load_reuses_the_checkpoint(
 
     path = checkpoint_path(tmp_path, ds.name, "stamp", 8, 0, cfg)
     assert path.is_file()
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file
+    left = [p.name for p in path.parent.iterdir() if p.name != ".locks"]
+    assert left == [path.name]  # no temp file
 
     def no_training(*args, **kwargs):
         raise AssertionError("train_or_load trained although a checkpoint exists")
@@ -304,3 +306,36 @@ def test_training_uses_one_thread_and_restores_the_callers(
 
     assert seen == [1]
     assert torch.get_num_threads() == 2
+
+
+def test_parallel_callers_train_a_recommender_once(
+    make_pattern_dataset, tmp_path, monkeypatch
+):
+    # two run_all.sh --jobs processes needing the same recommender at once:
+    # one trains it, the other waits for the lock and loads the checkpoint
+    import threading
+
+    ds = make_pattern_dataset()
+    cfg = TrainConfig(batch_size=64, max_iters=20, eval_every=20)
+    real = alkd.train.train_recommender
+    trained = []
+
+    def slow_training(*args, **kwargs):
+        trained.append(args[3])  # the seed
+        time.sleep(0.5)  # the other caller arrives while this one trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alkd.train, "train_recommender", slow_training)
+    fits = []
+
+    def call():
+        _, fit = train_or_load(ds, "fpmc", 4, 0, tmp_path, cfg, device="cpu")
+        fits.append(fit)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert trained == [0]
+    assert len(fits) == 2 and fits[0] == fits[1]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alkd.io import atomic_write_bytes, atomic_write_json
+from alkd.io import atomic_write_bytes, atomic_write_json, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +126,32 @@ def cached_title_embeddings(
     folder = Path(cache_dir)
     array_path = folder / f"{name}-{tag}.npy"
     manifest_path = folder / f"{name}-{tag}.json"
-    if array_path.is_file() and manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == key:
-            return np.load(array_path)
+    cached = _read_cache(array_path, manifest_path, key)
+    if cached is not None:
+        return cached
 
-    llm = load_llm(spec, device)
-    emb = title_embeddings(llm, titles, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(array_path, _npy_bytes(emb))
-    atomic_write_json(manifest_path, {"key": key, "shape": list(emb.shape)})
+    # parallel cells (run_all.sh --jobs) may need the same vectors at once:
+    # one process computes them (25 core-minutes on Games) while the others wait
+    with exclusive(folder / ".locks" / f"{name}-{tag}.lock"):
+        cached = _read_cache(array_path, manifest_path, key)
+        if cached is not None:
+            log.info("title embeddings computed meanwhile path=%s", array_path)
+            return cached
+        llm = load_llm(spec, device)
+        emb = title_embeddings(llm, titles, progress=progress)
+        atomic_write_bytes(array_path, _npy_bytes(emb))
+        atomic_write_json(manifest_path, {"key": key, "shape": list(emb.shape)})
     log.info("title embeddings written path=%s shape=%s", array_path, emb.shape)
     return emb
+
+
+def _read_cache(array_path: Path, manifest_path: Path, key: str) -> np.ndarray | None:
+    """The cached vectors if their manifest names this model and these titles."""
+    if not (array_path.is_file() and manifest_path.is_file()):
+        return None
+    if json.loads(manifest_path.read_text()).get("key") != key:
+        return None
+    return np.load(array_path)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
