@@ -418,8 +418,28 @@ def figures_section(results: Path) -> list[str]:
             "FPMC on ML with the recorded GPT-4 teacher (`figure*.csv`); each "
             f"point is the mean over {n} seed{'s' if n > 1 else ''}{band}.",
             "",
+            *figure2a_lines(pd.read_csv(table)),
         ]
     return lines + [f"![{f.stem}](figures/{f.name})" for f in figures]
+
+
+def figure2a_lines(frame: pd.DataFrame, metric: str = "ndcg@10") -> list[str]:
+    """Figure 2a in words: ALKDRec against the plain student at each dimension."""
+    if not {"dim", "seed", "method", metric} <= set(frame.columns):
+        return []
+    wide = frame.pivot_table(index=["dim", "seed"], columns="method", values=metric)
+    if not {"ALKDRec", "Student"} <= set(wide.columns):
+        return []
+    lines = []
+    for dim, rows in wide.groupby(level="dim"):
+        diff = rows["ALKDRec"] - rows["Student"]
+        lines.append(
+            f"- Figure 2a, d = {dim}: ALKDRec {rows['ALKDRec'].mean():.4f} vs "
+            f"Student {rows['Student'].mean():.4f} ({metric}); ALKDRec ahead in "
+            f"{int((diff > 0).sum())} of {len(diff)} seeds, equal in "
+            f"{int((diff == 0).sum())}."
+        )
+    return lines + [""]
 
 
 def tuning_section(results: Path) -> list[str]:

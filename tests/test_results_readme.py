@@ -269,3 +269,18 @@ def test_figures_say_how_many_seeds_each_point_averages(tmp_path):
     pd.DataFrame(rows[:1]).to_csv(tmp_path / "figure2a.csv", index=False)
     text = results_readme.build(tmp_path, "quick")
     assert "the mean over 1 seed." in text and "band" not in text
+
+
+def test_figure2a_is_put_in_words_per_dimension(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "figure2a_dim.png").write_bytes(b"png")
+    rows = []
+    for seed, (student, alkdrec) in enumerate([(0.1, 0.3), (0.2, 0.2), (0.3, 0.1)]):
+        rows.append({"dim": 10, "method": "Student", "seed": seed, "ndcg@10": student})
+        rows.append({"dim": 10, "method": "ALKDRec", "seed": seed, "ndcg@10": alkdrec})
+    pd.DataFrame(rows).to_csv(tmp_path / "figure2a.csv", index=False)
+    text = results_readme.build(tmp_path, "paper")
+    assert (
+        "- Figure 2a, d = 10: ALKDRec 0.2000 vs Student 0.2000 (ndcg@10); "
+        "ALKDRec ahead in 1 of 3 seeds, equal in 1." in text
+    )
