@@ -114,7 +114,9 @@ compute_cells() {
   local pids=() i
   claims=$(mktemp -d "$work/.claims.XXXXXX")
   for ((i = 0; i < jobs; i++)); do
-    OMP_NUM_THREADS=1 .venv/bin/python -m alkd cells --profile "$profile" \
+    # (a stray ALKD_CELLS_ASKED is cleared: workers are not notebooks)
+    OMP_NUM_THREADS=1 ALKD_CELLS_ASKED= .venv/bin/python -m alkd cells \
+      --profile "$profile" \
       --results "$results" --work "$work" --device "$device" --data "$ALKD_DATA" \
       --no-progress --claims "$claims" --tables "$@" &
     pids+=("$!")

@@ -178,26 +178,35 @@ def runner(kind: str):
 
 
 # While run_all.sh executes a notebook it names a file here; every cell the
-# notebook asks for, stored or not, is appended to it, so that alkd.runstate
-# can later tell whether any of those cells changed. New cells of another
-# profile then leave the notebook current.
+# notebook asks for, stored or not, is appended to it with a digest of the
+# bytes the notebook read, so that alkd.runstate can later tell whether any
+# of those cells changed since. New cells of another profile then leave the
+# notebook current.
 ASKED_ENV = "ALKD_CELLS_ASKED"
 
 
-def note_asked(cells: Iterable[Cell]) -> None:
-    """Append the cells' keys to the ``$ALKD_CELLS_ASKED`` file, if one is set."""
+def note_asked(key: str, data: bytes | None) -> None:
+    """Append ``key`` and a digest of what was read (``-``: not stored)."""
     path = os.environ.get(ASKED_ENV)
     if path:
+        digest = "-" if data is None else hashlib.sha256(data).hexdigest()
         with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(f"{c.key}\n" for c in cells))
+            f.write(f"{key} {digest}\n")
+
+
+def _read_cell(cell: Cell, ctx: Context) -> dict | None:
+    """The stored record of ``cell`` (None when missing), noted as asked."""
+    path = ctx.cell_path(cell)
+    data = path.read_bytes() if path.is_file() else None
+    note_asked(cell.key, data)
+    return None if data is None else json.loads(data)
 
 
 def run_cell(cell: Cell, ctx: Context) -> dict:
     """The stored result of ``cell``, computing and storing it if missing."""
-    note_asked([cell])
     path = ctx.cell_path(cell)
     if path.is_file():
-        return json.loads(path.read_text())
+        return _read_cell(cell, ctx)
     if cell.kind not in RUNNERS:
         raise ValueError(f"no runner for cell kind {cell.kind!r}")
 
@@ -217,7 +226,7 @@ def run_cell(cell: Cell, ctx: Context) -> dict:
     log.info("cell done key=%s seconds=%.1f", cell.key, record["seconds"])
     # hand back what a resumed run would read (JSON sorts the keys), so that
     # tables come out in the same row order whether cells were computed or read
-    return json.loads(path.read_text())
+    return _read_cell(cell, ctx)
 
 
 def run_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
@@ -235,9 +244,8 @@ def stored_cells(cells: Iterable[Cell], ctx: Context) -> list[dict]:
     seeds each value has (``n_seeds``).
     """
     cells = list(cells)
-    note_asked(cells)
-    paths = [ctx.cell_path(c) for c in cells]
-    found = [json.loads(p.read_text()) for p in paths if p.is_file()]
+    records = [_read_cell(c, ctx) for c in cells]
+    found = [r for r in records if r is not None]
     if len(found) < len(cells):
         log.warning(
             "cells stored=%d of %d; the rest are left out", len(found), len(cells)

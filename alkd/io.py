@@ -8,12 +8,15 @@ one builds it while the others wait, then read it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -102,6 +105,7 @@ def exclusive(path: str | Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             waited = True
+            log.info("waiting for another process to finish lock=%s", path)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield waited

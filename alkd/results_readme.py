@@ -407,8 +407,9 @@ def figures_section(results: Path) -> list[str]:
         return []
     lines = ["## Figures", ""]
     table = results / "figure2a.csv"
-    if table.is_file() and "seed" in pd.read_csv(table):
-        n = pd.read_csv(table)["seed"].nunique()
+    frame = pd.read_csv(table) if table.is_file() else None
+    if frame is not None and "seed" in frame:
+        n = frame["seed"].nunique()
         band = (
             ", the band seaborn's bootstrap 95% confidence interval of that mean"
             if n > 1
@@ -418,7 +419,7 @@ def figures_section(results: Path) -> list[str]:
             "FPMC on ML with the recorded GPT-4 teacher (`figure*.csv`); each "
             f"point is the mean over {n} seed{'s' if n > 1 else ''}{band}.",
             "",
-            *figure2a_lines(pd.read_csv(table)),
+            *figure2a_lines(frame),
         ]
     return lines + [f"![{f.stem}](figures/{f.name})" for f in figures]
 
@@ -430,6 +431,9 @@ def figure2a_lines(frame: pd.DataFrame, metric: str = "ndcg@10") -> list[str]:
     wide = frame.pivot_table(index=["dim", "seed"], columns="method", values=metric)
     if not {"ALKDRec", "Student"} <= set(wide.columns):
         return []
+    # only seeds with both points compare (a cell still missing, or a
+    # profile whose students all come from one recommender seed)
+    wide = wide.dropna(subset=["ALKDRec", "Student"])
     lines = []
     for dim, rows in wide.groupby(level="dim"):
         diff = rows["ALKDRec"] - rows["Student"]

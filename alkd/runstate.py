@@ -2,15 +2,18 @@
 
 An executed notebook is current when its stamp matches the notebook source,
 the profile, the library's source code and the cells the notebook read.
-``run_all.sh`` has the notebook list every cell it asks for (stored or
-not) in a file (``$ALKD_CELLS_ASKED``, see ``alkd.experiments.note_asked``)
-and passes that file to ``mark``; the stamp then holds a digest of each of
-those cells, and the notebook goes stale only when one of them appears,
-changes or goes. Cells that another profile adds leave it current, so
-computing paper cells does not re-execute the quick notebooks.
+``run_all.sh`` has the notebook list every cell it asks for, stored or not,
+with a digest of the bytes it read, in a file (``$ALKD_CELLS_ASKED``, see
+``alkd.experiments.note_asked``), and passes that file to ``mark``; the
+stamp holds those digests, so the notebook goes stale when one of its cells
+appears, changes or goes, even while it was running. Cells that another
+profile adds leave it current, so computing paper cells does not
+re-execute the quick notebooks.
 
-Without an asked file the stamp covers the names of every stored cell: any
-new or removed cell makes the notebook stale (the safe default).
+Without an asked file (none given, or the notebook wrote none: it read no
+cell, or its kernel did not see the variable) the stamp covers the names of
+every stored cell, so any new or removed cell makes the notebook stale: the
+safe default, and a few seconds for a notebook that reads no cell.
 
 Usage: ``python -m alkd.runstate current|mark OUT SRC PROFILE RESULTS [ASKED]``.
 """
@@ -52,11 +55,23 @@ def cell_digests(results: Path, keys: list[str]) -> dict[str, str | None]:
     return out
 
 
-def read_asked(path: Path) -> list[str]:
-    """The distinct keys in an asked file, in first-asked order."""
-    if not path.is_file():  # the notebook asked for no cell at all
-        return []
-    return list(dict.fromkeys(line for line in path.read_text().split() if line))
+# a cell read twice with different contents while the notebook ran: the
+# notebook may show either, so no stored content can make it current
+CHANGED_WHILE_READ = "changed-while-read"
+
+
+def read_asked(path: Path) -> dict[str, str | None]:
+    """Each asked key with the digest read (None: not stored), in asked order."""
+    asked: dict[str, str | None] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        key, digest = line.split()
+        digest = None if digest == "-" else digest
+        if key in asked and asked[key] != digest:
+            digest = CHANGED_WHILE_READ
+        asked[key] = digest
+    return asked
 
 
 def stamp_path(out: Path) -> Path:
@@ -65,10 +80,10 @@ def stamp_path(out: Path) -> Path:
 
 def make_stamp(src: Path, profile: str, results: Path, asked: Path | None) -> dict:
     stamp = {"base": base_digest(src, profile)}
-    if asked is None:
+    if asked is None or not asked.is_file():
         stamp["all_cells"] = all_cells_digest(results)
     else:
-        stamp["cells"] = cell_digests(results, read_asked(asked))
+        stamp["cells"] = read_asked(asked)
     return stamp
 
 

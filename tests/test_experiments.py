@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -261,16 +262,31 @@ def test_runstate_invalidated_by_cells_source_or_missing_output(notebook):
     assert state("current", src, out, results) == 1
 
 
+def read_as_a_notebook(results: Path, asked: Path, *keys: str) -> None:
+    """What a notebook's run_cell/stored_cells note while it reads ``keys``."""
+    os.environ[alkd.experiments.ASKED_ENV] = str(asked)
+    try:
+        for key in keys:
+            path = results / "cells" / f"{key}.json"
+            data = path.read_bytes() if path.is_file() else None
+            alkd.experiments.note_asked(key, data)
+    finally:
+        del os.environ[alkd.experiments.ASKED_ENV]
+
+
+def mark_with(asked: Path, src: Path, out: Path, results: Path) -> int:
+    return runstate.main(
+        ["mark", str(out), str(src), "smoke", str(results), str(asked)]
+    )
+
+
 def test_runstate_with_asked_cells_ignores_other_cells(notebook):
     # the stamp covers the cells the notebook asked for: another profile's
     # new cell leaves it current, a change to an asked cell does not
     src, out, results = notebook
     asked = out.parent / ".nb.asked"
-    asked.write_text("a\nlater\na\n")  # asked twice; "later" not stored yet
-    assert (
-        runstate.main(["mark", str(out), str(src), "smoke", str(results), str(asked)])
-        == 0
-    )
+    read_as_a_notebook(results, asked, "a", "later", "a")  # "later" not stored
+    assert mark_with(asked, src, out, results) == 0
 
     (results / "cells" / "other.json").write_text("{}")
     assert state("current", src, out, results) == 0
@@ -284,13 +300,37 @@ def test_runstate_with_asked_cells_ignores_other_cells(notebook):
     assert state("current", src, out, results) == 1  # an asked cell appeared
 
 
-def test_runstate_notebook_that_asked_for_no_cell_depends_on_code_only(notebook):
+def test_runstate_stamps_what_the_notebook_read_not_what_is_there_at_mark(
+    notebook,
+):
+    # another process rewrote a cell after the notebook read it: the
+    # notebook shows the old content, so it must not be stamped current
     src, out, results = notebook
-    absent = out.parent / ".nb.asked"  # never written: no cell asked
-    runstate.main(["mark", str(out), str(src), "smoke", str(results), str(absent)])
-    (results / "cells" / "a.json").unlink()
+    asked = out.parent / ".nb.asked"
+    read_as_a_notebook(results, asked, "a")
+    (results / "cells" / "a.json").write_text('{"metrics": 2}')
+    mark_with(asked, src, out, results)
+    assert state("current", src, out, results) == 1
+
+
+def test_runstate_cell_read_twice_with_different_content_is_stale(notebook):
+    src, out, results = notebook
+    asked = out.parent / ".nb.asked"
+    read_as_a_notebook(results, asked, "a")
+    (results / "cells" / "a.json").write_text('{"metrics": 3}')
+    read_as_a_notebook(results, asked, "a")
+    mark_with(asked, src, out, results)
+    assert state("current", src, out, results) == 1
+
+
+def test_runstate_without_an_asked_file_covers_every_stored_cell(notebook):
+    # a notebook that read no cell, or whose kernel did not see the
+    # variable, writes no file: then any new or removed cell makes it stale
+    src, out, results = notebook
+    absent = out.parent / ".nb.asked"
+    mark_with(absent, src, out, results)
     assert state("current", src, out, results) == 0
-    src.write_text('{"cells": [2]}')
+    (results / "cells" / "b.json").write_text("{}")
     assert state("current", src, out, results) == 1
 
 
@@ -311,11 +351,13 @@ def test_cells_asked_are_listed_stored_or_not(tmp_path, monkeypatch):
 
     alkd.experiments.stored_cells([stored, missing], ctx)
     run_cell(stored, ctx)
-    assert asked.read_text().split() == [stored.key, missing.key, stored.key]
+    noted = [line.split() for line in asked.read_text().splitlines()]
+    digest = hashlib.sha256(ctx.cell_path(stored).read_bytes()).hexdigest()
+    assert noted == [[stored.key, digest], [missing.key, "-"], [stored.key, digest]]
 
     monkeypatch.delenv(alkd.experiments.ASKED_ENV)
     run_cell(stored, ctx)
-    assert len(asked.read_text().split()) == 3  # nothing noted without the file
+    assert len(asked.read_text().splitlines()) == 3  # nothing noted without it
 
 
 def test_runstate_usage_errors(capsys):
