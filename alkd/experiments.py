@@ -194,6 +194,22 @@ def note_asked(key: str, data: bytes | None) -> None:
             f.write(f"{key} {digest}\n")
 
 
+def _announce_listing() -> None:
+    """Start the asked file as soon as a notebook's kernel imports this module.
+
+    An asked file with this header and no key says the notebook read no
+    cell; no file at all says the kernel never saw the variable, and
+    alkd.runstate then falls back to every stored cell.
+    """
+    path = os.environ.get(ASKED_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("# cells asked, with the digest read\n")
+
+
+_announce_listing()
+
+
 def _read_cell(cell: Cell, ctx: Context) -> dict | None:
     """The stored record of ``cell`` (None when missing), noted as asked."""
     path = ctx.cell_path(cell)

@@ -440,7 +440,8 @@ def figure2a_lines(frame: pd.DataFrame, metric: str = "ndcg@10") -> list[str]:
         lines.append(
             f"- Figure 2a, d = {dim}: ALKDRec {rows['ALKDRec'].mean():.4f} vs "
             f"Student {rows['Student'].mean():.4f} ({metric}); ALKDRec ahead in "
-            f"{int((diff > 0).sum())} of {len(diff)} seeds, equal in "
+            f"{int((diff > 0).sum())} of {len(diff)} seed{'s' if len(diff) > 1 else ''}"
+            ", equal in "
             f"{int((diff == 0).sum())}."
         )
     return lines + [""]

@@ -10,10 +10,11 @@ appears, changes or goes, even while it was running. Cells that another
 profile adds leave it current, so computing paper cells does not
 re-execute the quick notebooks.
 
-Without an asked file (none given, or the notebook wrote none: it read no
-cell, or its kernel did not see the variable) the stamp covers the names of
-every stored cell, so any new or removed cell makes the notebook stale: the
-safe default, and a few seconds for a notebook that reads no cell.
+A kernel that sees the variable starts the file when it imports
+``alkd.experiments``, so a notebook that read no cell leaves a file with
+no key and depends on code only. Without an asked file (none given, or the
+kernel never saw the variable) the stamp covers the names of every stored
+cell, so any new or removed cell makes the notebook stale: the safe default.
 
 Usage: ``python -m alkd.runstate current|mark OUT SRC PROFILE RESULTS [ASKED]``.
 """
@@ -64,7 +65,7 @@ def read_asked(path: Path) -> dict[str, str | None]:
     """Each asked key with the digest read (None: not stored), in asked order."""
     asked: dict[str, str | None] = {}
     for line in path.read_text().splitlines():
-        if not line.strip():
+        if not line.strip() or line.startswith("#"):
             continue
         key, digest = line.split()
         digest = None if digest == "-" else digest

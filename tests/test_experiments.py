@@ -334,6 +334,25 @@ def test_runstate_without_an_asked_file_covers_every_stored_cell(notebook):
     assert state("current", src, out, results) == 1
 
 
+def test_runstate_notebook_whose_kernel_read_no_cell_depends_on_code_only(
+    notebook, monkeypatch
+):
+    # the kernel imported alkd.experiments with the variable set (the file's
+    # header) and read no cell: new cells leave it current
+    src, out, results = notebook
+    asked = out.parent / ".nb.asked"
+    monkeypatch.setenv(alkd.experiments.ASKED_ENV, str(asked))
+    alkd.experiments._announce_listing()
+    monkeypatch.delenv(alkd.experiments.ASKED_ENV)
+    assert asked.read_text().startswith("#")
+
+    mark_with(asked, src, out, results)
+    (results / "cells" / "b.json").write_text("{}")
+    assert state("current", src, out, results) == 0
+    src.write_text('{"cells": [2]}')
+    assert state("current", src, out, results) == 1
+
+
 def test_runstate_stamp_of_the_old_layout_is_stale(notebook):
     src, out, results = notebook
     runstate.stamp_path(out).write_text("0" * 64 + "\n")  # a bare digest
