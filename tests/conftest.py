@@ -6,6 +6,7 @@ import importlib.util
 import os
 import random
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,21 @@ def load_tool(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def call_at_once(fn: Callable[[], object], n: int = 2) -> list:
+    """Run ``fn`` in ``n`` threads started together; their results, in end order.
+
+    For the locks around shared caches: ``flock`` locks belong to each open
+    file, so threads of one process contend like separate processes.
+    """
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(fn())) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import call_at_once
 
 from alkd.llm import (
     HintCase,
@@ -204,7 +205,6 @@ def test_title_embeddings_ignore_batching_and_pad_empty_titles(llm):
 def test_parallel_callers_compute_title_embeddings_once(tmp_path, monkeypatch):
     # two run_all.sh --jobs processes reaching DLLM2Rec cells at once: one
     # computes the vectors, the other waits and reads its cache
-    import threading
     import time
 
     import numpy as np
@@ -222,20 +222,11 @@ def test_parallel_callers_compute_title_embeddings_once(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "load_llm", lambda spec, device: None)
     monkeypatch.setattr(loading, "resolve_spec", lambda spec: spec)
     monkeypatch.setattr(loading, "source_fingerprint", lambda spec: "fp")
-    got = []
-
-    def call():
-        got.append(
-            embeddings.cached_title_embeddings(
-                "some-llm", TITLES[:4], tmp_path, "toy", progress=False
-            )
+    got = call_at_once(
+        lambda: embeddings.cached_title_embeddings(
+            "some-llm", TITLES[:4], tmp_path, "toy", progress=False
         )
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    )
     assert computed == [4]
     assert len(got) == 2 and (got[0] == got[1]).all()
 

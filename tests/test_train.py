@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import call_at_once
 
 import alkd.train
 from alkd.data import make_batch, session_item_sets
@@ -313,8 +314,6 @@ def test_parallel_callers_train_a_recommender_once(
 ):
     # two run_all.sh --jobs processes needing the same recommender at once:
     # one trains it, the other waits for the lock and loads the checkpoint
-    import threading
-
     ds = make_pattern_dataset()
     cfg = TrainConfig(batch_size=64, max_iters=20, eval_every=20)
     real = alkd.train.train_recommender
@@ -326,16 +325,11 @@ def test_parallel_callers_train_a_recommender_once(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(alkd.train, "train_recommender", slow_training)
-    fits = []
-
-    def call():
-        _, fit = train_or_load(ds, "fpmc", 4, 0, tmp_path, cfg, device="cpu")
-        fits.append(fit)
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    fits = [
+        fit
+        for _, fit in call_at_once(
+            lambda: train_or_load(ds, "fpmc", 4, 0, tmp_path, cfg, device="cpu")
+        )
+    ]
     assert trained == [0]
     assert len(fits) == 2 and fits[0] == fits[1]
